@@ -1,0 +1,49 @@
+// The TCP protocol instance of a stack: demultiplexes segments to connections
+// and listeners, answers segments for no connection with RST, and drives
+// every connection's timers. (Socket-facing API: tcp_socket.hpp.)
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "stack/base/addr.hpp"
+#include "stack/base/bytes.hpp"
+#include "stack/base/counters.hpp"
+#include "stack/base/random.hpp"
+#include "stack/base/time.hpp"
+#include "stack/net/ip_output.hpp"
+#include "stack/wire/ipv4.hpp"
+#include "stack/wire/tcp.hpp"
+#include "stack/tcp/tcp_config.hpp"
+
+namespace xs {
+
+class TcpLayerImpl;
+
+class TcpLayer {
+ public:
+  TcpLayer(const TcpConfig& cfg, IpOutput& ip, Random& rng, StackCounters& counters);
+  ~TcpLayer();
+  TcpLayer(const TcpLayer&) = delete;
+  TcpLayer& operator=(const TcpLayer&) = delete;
+
+  // A parsed, checksum-verified segment addressed to one of our addresses.
+  void on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& seg);
+
+  // ICMP destination unreachable / time exceeded quoting one of our TCP
+  // segments: `quoted_ip` is the quoted IPv4 header, `quoted_l4` the first
+  // bytes (at least 8) of the quoted TCP header.
+  void on_icmp_error(Instant now, uint8_t type, uint8_t code, uint16_t next_hop_mtu,
+                     const Ipv4Repr& quoted_ip, Bytes quoted_l4);
+
+  // Runs due timers and sends whatever connections have ready.
+  void poll(Instant now);
+  // Earliest instant poll() has work to do (kNever if none).
+  Instant poll_at() const;
+
+  TcpLayerImpl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<TcpLayerImpl> impl_;
+};
+
+}  // namespace xs
