@@ -26,6 +26,7 @@ const char* to_string(SockError e) {
     case SockError::NotSupported: return "not supported";
     case SockError::ProtocolOption: return "protocol option not available";
     case SockError::DestAddrRequired: return "destination address required";
+    case SockError::NotFound: return "not found";
   }
   return "?";
 }

@@ -28,6 +28,7 @@ enum class SockError : uint8_t {
   NotSupported,        // EOPNOTSUPP
   ProtocolOption,      // ENOPROTOOPT
   DestAddrRequired,    // EDESTADDRREQ
+  NotFound,            // ENOENT (unknown congestion control name)
 };
 
 const char* to_string(SockError e);

@@ -18,6 +18,7 @@
 namespace xs {
 
 class TcpLayerImpl;
+class TcpSocket;
 
 class TcpLayer {
  public:
@@ -25,6 +26,11 @@ class TcpLayer {
   ~TcpLayer();
   TcpLayer(const TcpLayer&) = delete;
   TcpLayer& operator=(const TcpLayer&) = delete;
+
+  // A new socket in CLOSED. Owned by the layer; release it with TcpSocket::close().
+  TcpSocket* open();
+  const TcpConfig& config() const;
+  size_t socket_count() const;
 
   // A parsed, checksum-verified segment addressed to one of our addresses.
   void on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& seg);

@@ -1,0 +1,589 @@
+// Segment arrival (RFC 9293 3.10.7), one handler per group of states.
+#include <algorithm>
+
+#include "stack/tcp/tcp_layer_impl.hpp"
+#include "stack/tcp/tcp_socket.hpp"
+#include "stack/wire/icmp.hpp"
+
+namespace xs {
+
+namespace {
+constexpr Duration kPawsIdle = seconds(24 * 24 * 3600);  // RFC 7323 5.5: 24 days
+}
+
+void TcpSocket::take_peer_options(const TcpRepr& syn) {
+  const TcpConfig& c = layer_.cfg();
+  // RFC 9293 3.7.1: without an MSS option assume 536.
+  peer_mss_ = syn.opts.mss.value_or(536);
+  if (peer_mss_ < 88) peer_mss_ = 88;
+  // RFC 7323 2.2: scaling is used only if both sides sent the option.
+  ws_ok_ = c.window_scaling && syn.opts.wscale.has_value();
+  if (ws_ok_) {
+    snd_wscale_ = std::min<uint8_t>(*syn.opts.wscale, kMaxWindowScale);
+  } else {
+    snd_wscale_ = 0;
+    rcv_wscale_ = 0;
+  }
+  ts_ok_ = c.timestamps && syn.opts.ts.has_value();
+  if (ts_ok_) {
+    ts_recent_ = syn.opts.ts->val;
+    ts_recent_stamp_ = last_rcv_;
+  }
+  sack_ok_ = c.sack && syn.opts.sack_permitted;
+}
+
+void TcpSocket::on_passive_syn(Instant now, const TcpRepr& syn, std::optional<Seq> isn_override) {
+  const TcpConfig& c = layer_.cfg();
+  last_rcv_ = now;
+  irs_ = syn.seq;
+  rcv_nxt_ = syn.seq + 1;
+  rcv_adv_ = rcv_nxt_;
+  iss_ = isn_override ? *isn_override : layer_.isn().isn(now, local_.addr, local_.port, remote_.addr, remote_.port);
+  ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote_.addr) : 0;
+  snd_una_ = snd_nxt_ = iss_;
+  snd_buf_seq_ = iss_ + 1;
+  rcv_wscale_ = c.window_scaling ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  take_peer_options(syn);
+  snd_wnd_ = syn.window;  // RFC 7323 2.2: the window in a SYN is never scaled
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = syn.seq;
+  snd_wl2_ = iss_;
+  compute_mss(layer_.ip().path_mtu(remote_.addr));
+  stats_.segs_in++;
+  set_state(TcpState::SynReceived);
+  send_syn(now, true);
+  snd_nxt_ = iss_ + 1;
+  arm_rtx(now);
+}
+
+void TcpSocket::on_cookie_ack(Instant now, const TcpRepr& ack, uint16_t mss,
+                              const std::optional<CookieTsOptions>& tso) {
+  const TcpConfig& c = layer_.cfg();
+  last_rcv_ = now;
+  irs_ = ack.seq - 1;
+  rcv_nxt_ = ack.seq;
+  rcv_adv_ = rcv_nxt_;
+  iss_ = ack.ack - 1;
+  ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote_.addr) : 0;
+  snd_una_ = snd_nxt_ = ack.ack;
+  snd_buf_seq_ = ack.ack;
+  peer_mss_ = mss;
+  ts_ok_ = tso.has_value();
+  if (ts_ok_) {
+    ts_recent_ = ack.opts.ts->val;
+    ts_recent_stamp_ = now;
+  }
+  ws_ok_ = tso && tso->wscale.has_value();
+  snd_wscale_ = ws_ok_ ? std::min<uint8_t>(*tso->wscale, kMaxWindowScale) : 0;
+  rcv_wscale_ = ws_ok_ ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  sack_ok_ = tso && tso->sack && c.sack;
+  snd_wnd_ = uint32_t(ack.window) << snd_wscale_;
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = ack.seq;
+  snd_wl2_ = ack.ack;
+  compute_mss(layer_.ip().path_mtu(remote_.addr));
+  stats_.segs_in++;
+  enter_established(now);
+  move_to_accept_queue(now);
+  if (!ack.payload.empty() || ack.has(tcpflag::kFin)) {
+    process_data(now, ack);
+    if (ack.has(tcpflag::kFin)) process_fin(now);
+  }
+}
+
+void TcpSocket::enter_established(Instant now) {
+  set_state(TcpState::Established);
+  connect_pending_ = false;
+  cc_.get().init(now, snd_mss_);
+  rcvq_time_ = now;
+  rcvq_space_ = std::min<uint32_t>(rcvbuf_, 10 * adv_mss_);
+  // Linux starts in quick-ACK mode so slow start is not slowed by delayed ACKs.
+  quickacks_ = 16;
+  arm_keepalive(now);
+  expand_sndbuf();
+}
+
+void TcpSocket::on_segment(Instant now, const TcpRepr& seg) {
+  stats_.segs_in++;
+  if (!seg.payload.empty()) stats_.data_segs_in++;
+  switch (state_) {
+    case TcpState::Closed:
+    case TcpState::Listen:
+      layer_.send_reset_reply(now, local_.addr, remote_.addr, seg);
+      return;
+    case TcpState::SynSent:
+      on_segment_syn_sent(now, seg);
+      return;
+    default:
+      on_segment_synchronized(now, seg);
+      return;
+  }
+}
+
+// RFC 9293 3.10.7.3 (SYN-SENT).
+void TcpSocket::on_segment_syn_sent(Instant now, const TcpRepr& seg) {
+  // First, check the ACK: it must acknowledge our SYN exactly.
+  bool ack_ok = false;
+  if (seg.has(tcpflag::kAck)) {
+    if (seg.ack <= iss_ || seg.ack > snd_nxt_) {
+      if (!seg.has(tcpflag::kRst)) layer_.send_reset_reply(now, local_.addr, remote_.addr, seg);
+      return;
+    }
+    ack_ok = true;
+  }
+  // Second, the RST: only believed with an acceptable ACK (RFC 5961 3.2 note).
+  if (seg.has(tcpflag::kRst)) {
+    if (ack_ok) {
+      layer_.counters().tcp_attempt_fails++;
+      reset_connection(now, SockError::ConnectionRefused);
+    }
+    return;
+  }
+  if (!seg.has(tcpflag::kSyn)) return;
+  last_rcv_ = now;
+  irs_ = seg.seq;
+  rcv_nxt_ = seg.seq + 1;
+  rcv_adv_ = rcv_nxt_;
+  take_peer_options(seg);
+  if (ts_ok_) {
+    ts_recent_ = seg.opts.ts->val;
+    ts_recent_stamp_ = now;
+  }
+  compute_mss(pmtu_);
+  if (ack_ok) {
+    snd_una_ = seg.ack;
+    snd_buf_seq_ = snd_una_;
+    // RTT of the handshake (Karn: only if the SYN was not retransmitted).
+    if (retries_ == 0 && rtt_pending_) rtt_.on_sample(now, now - rtt_time_);
+    rtt_pending_ = false;
+    retries_ = 0;
+    rtt_.reset_backoff();
+    rtx_deadline_ = kNever;
+    snd_wnd_ = uint32_t(seg.window);  // SYN windows are not scaled (RFC 7323 2.2)
+    max_snd_wnd_ = snd_wnd_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    enter_established(now);
+    send_ack(now);
+    transmit(now);
+    return;
+  }
+  // Simultaneous open (RFC 9293 figure 7): answer SYN with SYN-ACK.
+  snd_wnd_ = seg.window;
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = seg.seq;
+  set_state(TcpState::SynReceived);
+  snd_nxt_ = iss_;
+  send_syn(now, true);
+  snd_nxt_ = iss_ + 1;
+  arm_rtx(now);
+}
+
+bool TcpSocket::check_paws(Instant now, const TcpRepr& seg) {
+  // RFC 7323 5.3 R1: a segment whose TSval is older than TS.Recent is an old
+  // duplicate, unless TS.Recent itself is more than 24 days old.
+  if (!ts_ok_ || !seg.opts.ts || seg.has(tcpflag::kRst)) return true;
+  if (static_cast<int32_t>(seg.opts.ts->val - ts_recent_) >= 0) return true;
+  if (now - ts_recent_stamp_ > kPawsIdle) {
+    ts_recent_ = seg.opts.ts->val;
+    ts_recent_stamp_ = now;
+    return true;
+  }
+  layer_.counters().tcp_paws_drops++;
+  send_ack(now);
+  return false;
+}
+
+bool TcpSocket::check_seq_acceptable(const TcpRepr& seg) const {
+  // RFC 9293 3.10.7.4, first check: the four cases of segment length x window.
+  uint32_t wnd = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
+  uint32_t len = seg.seg_len();
+  if (len == 0) {
+    if (wnd == 0) return seg.seq == rcv_nxt_;
+    return seg.seq.in_window(rcv_nxt_, wnd);
+  }
+  if (wnd == 0) return false;
+  Seq last = seg.seq + (len - 1);
+  return seg.seq.in_window(rcv_nxt_, wnd) || last.in_window(rcv_nxt_, wnd) ||
+         // a segment that starts before and ends after the window (covers it)
+         (seg.seq < rcv_nxt_ && last >= rcv_nxt_);
+}
+
+void TcpSocket::challenge_ack(Instant now) {
+  if (layer_.challenge_ack_allowed(now)) send_ack(now);
+}
+
+bool TcpSocket::process_rst(Instant now, const TcpRepr& seg) {
+  // RFC 5961 3.2: only an exact match resets; in-window RSTs get a challenge ACK.
+  uint32_t wnd = std::max<uint32_t>(rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0, 1);
+  if (seg.seq != rcv_nxt_) {
+    if (seg.seq.in_window(rcv_nxt_, wnd)) challenge_ack(now);
+    return false;
+  }
+  layer_.counters().tcp_in_rsts++;
+  switch (state_) {
+    case TcpState::SynReceived:
+      // Passive open: forget the embryonic connection; active (simultaneous): refused.
+      reset_connection(now, listener_ ? SockError::ConnectionReset : SockError::ConnectionRefused);
+      break;
+    case TcpState::CloseWait: reset_connection(now, SockError::BrokenPipe); break;
+    case TcpState::Closing:
+    case TcpState::LastAck:
+    case TcpState::TimeWait:
+      reset_connection(now, SockError::ConnectionReset);
+      error_.reset();
+      break;
+    default: reset_connection(now, SockError::ConnectionReset); break;
+  }
+  return false;
+}
+
+void TcpSocket::update_send_window(const TcpRepr& seg) {
+  // RFC 9293 3.10.7.4 fifth check: update only from newer segments (SND.WL1/WL2).
+  if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
+    uint32_t wnd = uint32_t(seg.window) << snd_wscale_;
+    bool opened = snd_wnd_ == 0 && wnd > 0;
+    snd_wnd_ = wnd;
+    max_snd_wnd_ = std::max(max_snd_wnd_, wnd);
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    if (opened && persist_) {
+      persist_ = false;
+      probes_ = 0;
+      rtx_deadline_ = kNever;
+    }
+  }
+}
+
+bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
+  // RFC 5961 5.2: an ACK for data never sent, or older than the largest window
+  // the peer could have seen, is answered with an ACK and dropped.
+  if (seg.ack > snd_nxt_) {
+    challenge_ack(now);
+    return false;
+  }
+  if (seg.ack < snd_una_ - std::max<uint32_t>(max_snd_wnd_, 1)) {
+    challenge_ack(now);
+    return false;
+  }
+  last_ack_rcv_ = now;
+  const uint32_t flight_before = data_in_flight();
+  bool dsack = false;
+  uint32_t newly_sacked = 0;
+  if (sack_ok_ && seg.opts.sack_count > 0) {
+    newly_sacked = sb_.update(snd_una_, snd_nxt_, std::span<const SackBlock>(seg.opts.sack.data(), seg.opts.sack_count), &dsack);
+    if (dsack) {
+      layer_.counters().tcp_dsack_recv++;
+      stats_.dsack_dups++;
+    }
+  }
+  if (seg.ack > snd_una_) {
+    uint32_t acked = static_cast<uint32_t>(seg.ack - snd_una_);
+    // Bytes of the send buffer now acknowledged (the FIN is not in the buffer).
+    int32_t buf_acked = seg.ack - snd_buf_seq_;
+    if (buf_acked > 0) {
+      size_t n = std::min<size_t>(static_cast<size_t>(buf_acked), snd_buf_.size());
+      snd_buf_.consume(n);
+      snd_buf_seq_ += static_cast<uint32_t>(n);
+      stats_.bytes_acked += n;
+    }
+    take_rtt_sample(now, seg, seg.ack);
+    snd_una_ = seg.ack;
+    sb_.on_ack(snd_una_);
+    if (high_rxt_ < snd_una_) high_rxt_ = snd_una_;
+    retries_ = 0;
+    probes_ = 0;
+    rtt_.reset_backoff();
+    user_timeout_start_ = snd_una_ == snd_nxt_ ? kNever : now;
+    on_ack_advanced(now, acked, flight_before, false);
+    // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+    if (snd_una_ == snd_nxt_) {
+      if (!persist_) rtx_deadline_ = kNever;
+    } else {
+      rtx_deadline_ = now + rtt_.rto();
+    }
+    update_send_window(seg);
+    expand_sndbuf();
+    notify();  // send space may have opened
+    return true;
+  }
+  // ack == snd_una (or older but acceptable): maybe a duplicate ACK (RFC 5681 2).
+  uint32_t old_wnd = snd_wnd_;
+  update_send_window(seg);
+  bool is_dup = seg.ack == snd_una_ && seg.payload.empty() && !seg.has(tcpflag::kSyn) &&
+                !seg.has(tcpflag::kFin) && snd_una_ != snd_nxt_ && (snd_wnd_ == old_wnd || newly_sacked > 0);
+  if (is_dup) on_dupack(now, newly_sacked > 0);
+  return true;
+}
+
+// RFC 9293 3.10.7.4 (all synchronized states).
+void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
+  if (!check_paws(now, seg)) return;
+  // First: sequence number.
+  if (!check_seq_acceptable(seg)) {
+    if (!seg.has(tcpflag::kRst)) {
+      // A retransmitted SYN while we wait in SYN-RECEIVED: repeat the SYN-ACK.
+      if (state_ == TcpState::SynReceived && seg.has(tcpflag::kSyn) && seg.seq == irs_) {
+        snd_nxt_ = iss_;
+        send_syn(now, true);
+        snd_nxt_ = iss_ + 1;
+        return;
+      }
+      if (state_ == TcpState::TimeWait && seg.has(tcpflag::kFin)) state_deadline_ = now + layer_.cfg().time_wait;
+      send_ack(now);
+    }
+    return;
+  }
+  last_rcv_ = now;
+  if (opt_.keepalive) probes_ = 0;
+  // Second: RST.
+  if (seg.has(tcpflag::kRst)) {
+    process_rst(now, seg);
+    return;
+  }
+  // RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent.
+  if (ts_ok_ && seg.opts.ts && seg.seq <= last_ack_sent_) {
+    ts_recent_ = seg.opts.ts->val;
+    ts_recent_stamp_ = now;
+  }
+  // Fourth: SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
+  if (seg.has(tcpflag::kSyn)) {
+    if (state_ == TcpState::SynReceived && seg.seq == irs_) {
+      snd_nxt_ = iss_;
+      send_syn(now, true);
+      snd_nxt_ = iss_ + 1;
+      return;
+    }
+    challenge_ack(now);
+    return;
+  }
+  // Fifth: ACK.
+  if (!seg.has(tcpflag::kAck)) return;
+  if (state_ == TcpState::SynReceived) {
+    if (!(seg.ack > snd_una_ && seg.ack <= snd_nxt_)) {
+      layer_.send_reset_reply(now, local_.addr, remote_.addr, seg);
+      return;
+    }
+    // TCP_DEFER_ACCEPT: a bare ACK does not complete the handshake yet; the
+    // connection is accepted when data arrives (Linux tcp_check_req).
+    if (opt_.defer_accept.us > 0 && listener_ && seg.payload.empty() && !seg.has(tcpflag::kFin)) {
+      defer_acked_ = true;
+      if (state_deadline_ == kNever) state_deadline_ = now + opt_.defer_accept;
+      return;
+    }
+    if (listener_ && listener_->accept_q_.size() > static_cast<size_t>(listener_->backlog_)) {
+      // Accept queue full: drop the ACK; the SYN-ACK timer will try again (Linux).
+      layer_.counters().tcp_listen_overflows++;
+      layer_.counters().tcp_listen_drops++;
+      return;
+    }
+    snd_una_ = seg.ack;
+    snd_buf_seq_ = snd_una_;
+    if (synack_retries_ == 0 && rtt_pending_) rtt_.on_sample(now, now - rtt_time_);
+    rtt_pending_ = false;
+    retries_ = 0;
+    rtt_.reset_backoff();
+    rtx_deadline_ = kNever;
+    state_deadline_ = kNever;
+    snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
+    max_snd_wnd_ = snd_wnd_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    enter_established(now);
+    move_to_accept_queue(now);
+  } else {
+    if (!process_ack(now, seg)) return;  // RFC 5961 5.2: unacceptable ACK, segment dropped
+    if (state_ == TcpState::Closed) return;
+  }
+  switch (state_) {
+    case TcpState::FinWait1:
+      if (fin_acked()) {
+        set_state(TcpState::FinWait2);
+        rtx_deadline_ = kNever;
+        if (orphaned()) state_deadline_ = now + layer_.cfg().fin_wait2_timeout;
+      }
+      break;
+    case TcpState::Closing:
+      if (fin_acked()) enter_time_wait(now);
+      break;
+    case TcpState::LastAck:
+      if (fin_acked()) {
+        reset_connection(now, SockError::ConnectionReset);
+        error_.reset();
+        return;
+      }
+      break;
+    case TcpState::TimeWait:
+      // Only a retransmitted FIN can arrive: acknowledge it and restart 2MSL.
+      if (seg.has(tcpflag::kFin)) {
+        send_ack(now);
+        state_deadline_ = now + layer_.cfg().time_wait;
+      }
+      return;
+    default: break;
+  }
+  // Seventh: segment text.
+  bool has_text = !seg.payload.empty();
+  if (has_text) {
+    switch (state_) {
+      case TcpState::Established:
+      case TcpState::FinWait1:
+      case TcpState::FinWait2:
+        // Linux tcp_rcv_state_process: new data for a socket the user closed
+        // can never be read: reset (TCPAbortOnData).
+        if (orphaned() && (shutdown_ & kRcvShutdown) && seg.seq + static_cast<uint32_t>(seg.payload.size()) > rcv_nxt_) {
+          layer_.counters().tcp_abort_on_data++;
+          abort_with_rst(now, SockError::ConnectionReset);
+          return;
+        }
+        process_data(now, seg);
+        break;
+      default: break;  // CLOSE-WAIT and later: the peer already sent FIN; ignore
+    }
+  }
+  // Eighth: FIN.
+  if (seg.has(tcpflag::kFin)) {
+    Seq fin_at = seg.seq + static_cast<uint32_t>(seg.payload.size());
+    if (fin_at == rcv_nxt_) {
+      process_fin(now);
+    } else if (fin_at > rcv_nxt_) {
+      ofo_fin_ = fin_at;  // processed when the data before it arrives
+      schedule_ack(now, true);
+    }
+  }
+  if (state_ != TcpState::Closed) transmit(now);
+}
+
+void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
+  Seq seq = seg.seq;
+  Bytes data = seg.payload;
+  // Trim what we already have (RFC 9293 3.10.7.4 "trim to window").
+  if (seq < rcv_nxt_) {
+    uint32_t dup = static_cast<uint32_t>(rcv_nxt_ - seq);
+    if (dup >= data.size()) {
+      // Entirely old: the peer missed our ACK; answer at once (RFC 5681 4.2).
+      schedule_ack(now, true);
+      return;
+    }
+    data = data.subspan(dup);
+    seq = rcv_nxt_;
+  }
+  uint32_t limit = std::max<uint32_t>(receive_space(), rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0);
+  uint32_t offset = static_cast<uint32_t>(seq - rcv_nxt_);
+  if (offset >= limit) {
+    layer_.counters().tcp_rcv_window_drops++;
+    schedule_ack(now, true);
+    return;
+  }
+  if (data.size() > limit - offset) {
+    layer_.counters().tcp_rcv_window_drops++;
+    data = data.first(limit - offset);
+  }
+  const uint32_t len = static_cast<uint32_t>(data.size());
+  rcv_mss_ = std::max<uint32_t>(rcv_mss_, std::min<uint32_t>(len, adv_mss_));
+  last_data_rcv_ = now;
+  size_t base = rcv_buf_.size();
+  ensure_rcv_capacity(base + offset + len);
+  if (offset == 0) {
+    rcv_buf_.write_at(base, data);
+    uint32_t had_ofo = ofo_.empty() ? 0 : 1;
+    ofo_.shift(len);
+    uint32_t more = ofo_.pop_front();
+    rcv_buf_.commit(len + more);
+    rcv_nxt_ += len + more;
+    stats_.bytes_received += len;
+    if (ofo_fin_ && *ofo_fin_ == rcv_nxt_) {
+      ofo_fin_.reset();
+      process_fin(now);
+      return;
+    }
+    rcv_unacked_bytes_ += len;
+    // RFC 5681 4.2: ACK at once when a segment fills (part of) a hole.
+    schedule_ack(now, had_ofo != 0);
+    notify();
+  } else {
+    if (!ofo_.add(offset, len)) {
+      layer_.counters().tcp_ofo_drops++;
+      schedule_ack(now, true);
+      return;
+    }
+    rcv_buf_.write_at(base + offset, data);
+    layer_.counters().tcp_ofo_queue++;
+    stats_.rcv_ooopack++;
+    stats_.bytes_received += len;
+    // RFC 5681 4.2: an out-of-order segment is acknowledged immediately (dup ACK with SACK).
+    schedule_ack(now, true);
+  }
+}
+
+void TcpSocket::process_fin(Instant now) {
+  rcv_nxt_ += 1;
+  fin_received_ = true;
+  shutdown_ |= kRcvShutdown;
+  schedule_ack(now, true);
+  switch (state_) {
+    case TcpState::SynReceived:
+    case TcpState::Established: set_state(TcpState::CloseWait); break;
+    case TcpState::FinWait1:
+      if (fin_acked()) enter_time_wait(now);
+      else set_state(TcpState::Closing);
+      break;
+    case TcpState::FinWait2: enter_time_wait(now); break;
+    default: break;
+  }
+  notify();
+}
+
+void TcpSocket::enter_time_wait(Instant now) {
+  set_state(TcpState::TimeWait);
+  rtx_deadline_ = delack_deadline_ = keepalive_deadline_ = cork_deadline_ = kNever;
+  persist_ = false;
+  state_deadline_ = now + layer_.cfg().time_wait;
+  release_buffers();
+}
+
+void TcpSocket::release_buffers() {
+  // TIME_WAIT keeps only the sequence state (Linux uses a small tw sock).
+  snd_buf_ = ByteRing();
+  if (rcv_buf_.empty()) rcv_buf_ = ByteRing();
+  ofo_.clear();
+  sb_.reset();
+}
+
+void TcpSocket::on_icmp_error(Instant now, uint8_t type, uint8_t code, uint16_t mtu, Seq seq) {
+  // RFC 5927 4.1: believe only errors quoting a sequence number in flight.
+  if (state_ != TcpState::SynSent && !(seq >= snd_una_ && seq < snd_nxt_)) return;
+  if (type == icmptype::kDestUnreachable && code == icmpcode::kFragNeeded) {
+    // RFC 1191: lower the MSS and resend what did not fit, without treating it as congestion.
+    if (mtu >= 68 && mtu < pmtu_) {
+      layer_.counters().tcp_pmtu_updates++;
+      compute_mss(std::max<uint16_t>(mtu, 552));
+      if (recovery_ == Recovery::None && snd_una_ != snd_nxt_) {
+        high_rxt_ = snd_una_;
+        recovery_ = Recovery::Loss;
+        recovery_point_ = snd_nxt_;
+      }
+      transmit(now);
+    }
+    return;
+  }
+  SockError err = SockError::HostUnreachable;
+  if (type == icmptype::kDestUnreachable) {
+    switch (code) {
+      case icmpcode::kNetUnreachable: err = SockError::NetUnreachable; break;
+      case icmpcode::kPortUnreachable: err = SockError::ConnectionRefused; break;
+      case icmpcode::kProtoUnreachable: err = SockError::ProtocolOption; break;
+      default: err = SockError::HostUnreachable; break;
+    }
+  }
+  // Linux tcp_v4_err: during the handshake any unreachable ends the attempt;
+  // later it is only a soft error reported if the connection times out.
+  if (state_ == TcpState::SynSent || state_ == TcpState::SynReceived) {
+    layer_.counters().tcp_attempt_fails++;
+    reset_connection(now, err);
+  } else {
+    soft_error_ = err;
+  }
+}
+
+}  // namespace xs

@@ -1,0 +1,174 @@
+// Loss detection and recovery: SACK-based (RFC 6675) when the peer permits
+// SACK, NewReno (RFC 6582) otherwise, RTO recovery (RFC 6298, RFC 5681 3.1),
+// and RTT sampling (RFC 6298 3, Karn's rule).
+#include <algorithm>
+
+#include "stack/tcp/tcp_layer_impl.hpp"
+#include "stack/tcp/tcp_socket.hpp"
+
+namespace xs {
+
+Seq TcpSocket::lost_edge() const {
+  switch (recovery_) {
+    case Recovery::None: return snd_una_;
+    case Recovery::Loss: return snd_nxt_;
+    case Recovery::Fast: break;
+  }
+  if (!sack_ok_) return reno_lost_edge_;
+  // RFC 6675 IsLost is monotonic (lower holes have more SACKed data above),
+  // so the lost region is every hole up to the last one that IsLost.
+  Seq edge = seq_min(snd_una_ + snd_mss_, snd_nxt_);  // entering recovery: the first segment is lost
+  auto top = sb_.highest_sacked();
+  if (!top) return edge;
+  Seq from = snd_una_;
+  while (auto h = sb_.next_hole(from, *top)) {
+    if (!sb_.is_lost(h->first, snd_mss_)) break;
+    edge = seq_max(edge, h->second);
+    from = h->second;
+  }
+  return edge;
+}
+
+uint32_t TcpSocket::pipe() const {
+  // RFC 6675 SetPipe(): bytes believed to be in the network.
+  const uint32_t outstanding = data_in_flight();
+  uint32_t p = outstanding;
+  if (sack_ok_) {
+    p -= std::min(p, sb_.sacked_bytes());
+  } else {
+    // Without SACK each duplicate ACK means one segment left the network (RFC 5681 3.2).
+    p -= std::min(p, dupacks_ * snd_mss_);
+  }
+  if (recovery_ != Recovery::None) {
+    Seq start = seq_max(high_rxt_, snd_una_);
+    Seq edge = lost_edge();
+    if (edge > start) {
+      uint32_t lost = static_cast<uint32_t>(edge - start);
+      if (sack_ok_) lost -= std::min(lost, sb_.sacked_between(start, edge));
+      p -= std::min(p, lost);
+    }
+  }
+  return p;
+}
+
+bool TcpSocket::send_one_retransmission(Instant now) {
+  // RFC 6675 NextSeg() rule 1: the first lost, not yet retransmitted, un-SACKed byte.
+  const Seq edge = lost_edge();
+  const Seq start = seq_max(high_rxt_, snd_una_);
+  if (!(start < edge)) return false;
+  Seq a = start, b = edge;
+  if (sack_ok_) {
+    auto h = sb_.next_hole(start, edge);
+    if (!h) return false;
+    a = h->first;
+    b = h->second;
+  }
+  uint32_t len = std::min<uint32_t>(static_cast<uint32_t>(b - a), snd_mss_);
+  uint8_t flags = tcpflag::kAck;
+  if (fin_sent()) {
+    const Seq f = fin_seq();
+    if (a >= f) {
+      len = 0;
+      flags |= tcpflag::kFin;
+    } else if (a + len >= f) {
+      len = static_cast<uint32_t>(f - a);
+      if (b > f) flags |= tcpflag::kFin;
+    }
+  }
+  if (a < snd_buf_seq_) return false;  // only the SYN precedes the buffer; never here
+  send_segment(now, a, flags, static_cast<uint32_t>(a - snd_buf_seq_), len, true);
+  high_rxt_ = a + len + ((flags & tcpflag::kFin) ? 1u : 0u);
+  // Karn: an ACK covering retransmitted data gives no RTT sample.
+  if (rtt_pending_ && a < rtt_seq_) rtt_pending_ = false;
+  return true;
+}
+
+void TcpSocket::take_rtt_sample(Instant now, const TcpRepr& seg, Seq acked_to) {
+  (void)seg;
+  if (rtt_pending_ && acked_to >= rtt_seq_) {
+    if (recovery_ == Recovery::None) rtt_.on_sample(now, now - rtt_time_);
+    rtt_pending_ = false;
+  }
+}
+
+void TcpSocket::on_ack_advanced(Instant now, uint32_t acked, uint32_t flight_before, bool) {
+  AckSample s;
+  s.acked_bytes = acked;
+  s.bytes_in_flight = flight_before;
+  s.cwnd_limited = cwnd_limited_ || flight_before + snd_mss_ >= cc_.get().cwnd();
+  s.rtt = rtt_.has_sample() ? rtt_.latest() : Duration{-1};
+  s.min_rtt = rtt_.min_rtt();
+  if (recovery_ == Recovery::Fast) {
+    maybe_exit_recovery(now);
+  } else {
+    dupacks_ = 0;
+    cc_.get().on_ack(now, s);
+    if (recovery_ == Recovery::Loss) maybe_exit_recovery(now);
+  }
+}
+
+void TcpSocket::on_dupack(Instant now, bool sack_progress) {
+  (void)sack_progress;
+  dupacks_++;
+  if (recovery_ != Recovery::None) return;
+  // RFC 6675 5: DupThresh duplicate ACKs, or IsLost(SND.UNA) from SACK info.
+  if (dupacks_ >= 3 || (sack_ok_ && sb_.is_lost(snd_una_, snd_mss_))) enter_recovery(now);
+}
+
+void TcpSocket::enter_recovery(Instant now) {
+  recovery_ = Recovery::Fast;
+  recovery_point_ = snd_nxt_;
+  high_rxt_ = snd_una_;
+  reno_lost_edge_ = seq_min(snd_una_ + snd_mss_, snd_nxt_);
+  cc_.get().on_loss(now, data_in_flight());
+  force_rtx_ = true;
+  rtt_pending_ = false;
+  layer_.counters().tcp_fast_retrans++;
+  if (sack_ok_) layer_.counters().tcp_sack_recovery++;
+  else layer_.counters().tcp_reno_recovery++;
+}
+
+void TcpSocket::maybe_exit_recovery(Instant now) {
+  if (recovery_ == Recovery::None) return;
+  if (snd_una_ >= recovery_point_) {
+    if (recovery_ == Recovery::Fast) cc_.get().on_recovery_exit(now);
+    recovery_ = Recovery::None;
+    dupacks_ = 0;
+    return;
+  }
+  if (recovery_ == Recovery::Fast && !sack_ok_) {
+    // RFC 6582 3.2 step 5 (partial ACK): the next segment is lost too; resend it now.
+    reno_lost_edge_ = seq_min(snd_una_ + snd_mss_, snd_nxt_);
+    high_rxt_ = snd_una_;
+    dupacks_ = 0;
+    force_rtx_ = true;
+  }
+}
+
+void TcpSocket::on_rto(Instant now) {
+  const TcpConfig& c = layer_.cfg();
+  uint32_t limit = orphaned() ? (c.orphan_retries ? c.orphan_retries : 8) : c.retries2;
+  bool user_expired = opt_.user_timeout.us > 0 && user_timeout_start_ != kNever &&
+                      now - user_timeout_start_ >= opt_.user_timeout;
+  if (retries_ >= limit || user_expired) {
+    layer_.counters().tcp_abort_on_timeout++;
+    reset_connection(now, soft_error_.value_or(SockError::TimedOut));
+    return;
+  }
+  retries_++;
+  layer_.counters().tcp_timeouts++;
+  cc_.get().on_rto(now, data_in_flight());
+  // RFC 6675 5.1 / RFC 5681 3.1: everything not SACKed is presumed lost and
+  // resent in slow start, starting at SND.UNA.
+  recovery_ = Recovery::Loss;
+  recovery_point_ = snd_nxt_;
+  high_rxt_ = snd_una_;
+  dupacks_ = 0;
+  force_rtx_ = true;
+  rtt_pending_ = false;
+  rtt_.backoff();
+  transmit(now);
+  rtx_deadline_ = now + rtt_.rto();
+}
+
+}  // namespace xs

@@ -1,0 +1,519 @@
+// Socket calls, options and lifecycle of a TCP socket. Error choices follow
+// Linux (net/ipv4/af_inet.c, tcp.c) so the API layer can map them 1:1 to errno.
+#include <algorithm>
+
+#include "stack/tcp/tcp_layer_impl.hpp"
+#include "stack/tcp/tcp_socket.hpp"
+
+namespace xs {
+
+TcpSocket::TcpSocket(TcpLayerImpl& layer) : layer_(layer), rtt_(layer.cfg()) {
+  const TcpConfig& c = layer.cfg();
+  rcvbuf_ = c.rmem_default;
+  sndbuf_ = c.wmem_default;
+  cc_.select(c.default_cubic ? "cubic" : "reno", Instant{}, snd_mss_);
+}
+
+TcpSocket::~TcpSocket() = default;
+
+uint8_t TcpSocket::wscale_for(uint32_t max_space) {
+  // RFC 7323 2.2: the smallest shift that lets the largest buffer be advertised.
+  uint8_t ws = 0;
+  while (ws < kMaxWindowScale && (65535u << ws) < max_space) ws++;
+  return ws;
+}
+
+void TcpSocket::inherit_from(const TcpSocket& l) {
+  // Accepted sockets inherit the listener's options (Linux sk_clone_lock).
+  opt_ = l.opt_;
+  rcvbuf_ = l.rcvbuf_;
+  sndbuf_ = l.sndbuf_;
+  rcvbuf_locked_ = l.rcvbuf_locked_;
+  sndbuf_locked_ = l.sndbuf_locked_;
+  cc_.select(l.cc_.name(), Instant{}, snd_mss_);
+}
+
+void TcpSocket::set_state(TcpState s) {
+  if (s == state_) return;
+  if (state_ == TcpState::Established || state_ == TcpState::CloseWait) {
+    if (s == TcpState::Closed) layer_.counters().tcp_estab_resets++;
+  }
+  state_ = s;
+  notify();
+}
+
+void TcpSocket::notify() {
+  if (observer_) observer_->on_socket_event(cookie_);
+}
+
+Seq TcpSocket::fin_seq() const { return snd_buf_seq_ + static_cast<uint32_t>(snd_buf_.size()); }
+
+uint32_t TcpSocket::data_in_flight() const { return static_cast<uint32_t>(snd_nxt_ - snd_una_); }
+
+size_t TcpSocket::bytes_unsent() const {
+  if (state_ == TcpState::Closed || state_ == TcpState::Listen || state_ == TcpState::SynSent) return snd_buf_.size();
+  int32_t sent = snd_nxt_ - snd_buf_seq_;
+  if (sent < 0) sent = 0;
+  size_t s = std::min<size_t>(static_cast<size_t>(sent), snd_buf_.size());
+  return snd_buf_.size() - s;
+}
+
+void TcpSocket::compute_mss(uint16_t path_mtu) {
+  pmtu_ = path_mtu;
+  uint32_t from_mtu = path_mtu > 40 ? path_mtu - 40u : 536u;
+  adv_mss_ = static_cast<uint16_t>(std::min<uint32_t>(from_mtu, opt_.user_mss ? opt_.user_mss : 65495));
+  uint32_t mss = std::min<uint32_t>(peer_mss_, from_mtu);
+  if (opt_.user_mss) mss = std::min<uint32_t>(mss, opt_.user_mss);
+  // Timestamps take 12 bytes of every segment (Linux mss_cache excludes them).
+  if (ts_ok_) mss -= 12;
+  snd_mss_ = std::max<uint32_t>(mss, 64);
+  cc_.get().set_mss(snd_mss_);
+}
+
+bool TcpSocket::ensure_rcv_capacity(size_t bytes) {
+  // The ring grows on demand up to the receive buffer, so an idle connection
+  // costs little memory; growth is amortised, never per segment in steady state.
+  if (bytes <= rcv_buf_.capacity()) return true;
+  size_t limit = std::max<size_t>(rcvbuf_, bytes);
+  size_t want = std::max(bytes, std::min(limit, std::max<size_t>(rcv_buf_.capacity() * 2, 16384)));
+  rcv_buf_.reserve(want);
+  return true;
+}
+
+// ---- socket calls -----------------------------------------------------------
+
+Status<SockError> TcpSocket::bind(Endpoint local) {
+  if (state_ != TcpState::Closed || bound_) return unexpected(SockError::InvalidArgument);
+  return layer_.bind(this, local);
+}
+
+Status<SockError> TcpSocket::listen(int backlog) {
+  if (state_ != TcpState::Closed && state_ != TcpState::Listen) return unexpected(SockError::InvalidArgument);
+  // Linux: a backlog larger than somaxconn (or negative, as unsigned) is clamped.
+  uint32_t b = static_cast<uint32_t>(backlog);
+  if (b > layer_.cfg().somaxconn) b = layer_.cfg().somaxconn;
+  backlog_ = static_cast<int>(b);
+  if (state_ == TcpState::Listen) return {};
+  if (!bound_) {
+    auto r = layer_.bind(this, Endpoint{local_.addr, 0});
+    if (!r) return r;
+    bind_explicit_ = true;
+  }
+  auto r = layer_.start_listening(this);
+  if (!r) return r;
+  set_state(TcpState::Listen);
+  return {};
+}
+
+Status<SockError> TcpSocket::connect(Instant now, Endpoint remote) {
+  switch (state_) {
+    case TcpState::SynSent:
+    case TcpState::SynReceived: return unexpected(SockError::AlreadyInProgress);
+    case TcpState::Closed: break;
+    default: return unexpected(SockError::IsConnected);
+  }
+  if (remote.addr.is_broadcast() || remote.addr.is_multicast() || remote.addr.is_unspecified())
+    return unexpected(SockError::NetUnreachable);
+  auto r = layer_.bind_for_connect(this, remote);
+  if (!r) return r;
+  remote_ = remote;
+  error_.reset();
+  soft_error_.reset();
+  fin_received_ = false;
+  shutdown_ = 0;
+  const TcpConfig& c = layer_.cfg();
+  iss_ = layer_.isn().isn(now, local_.addr, local_.port, remote.addr, remote.port);
+  ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote.addr) : 0;
+  snd_una_ = snd_nxt_ = iss_;
+  snd_buf_seq_ = iss_ + 1;
+  rcv_wscale_ = c.window_scaling ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  peer_mss_ = 536;
+  compute_mss(layer_.ip().path_mtu(remote.addr));
+  layer_.insert_connection(this);
+  set_state(TcpState::SynSent);
+  connect_pending_ = true;
+  layer_.counters().tcp_active_opens++;
+  send_syn(now, false);
+  snd_nxt_ = iss_ + 1;
+  arm_rtx(now);
+  layer_.reschedule(this);
+  return unexpected(SockError::InProgress);
+}
+
+Expected<TcpSocket*, SockError> TcpSocket::accept(Instant now) {
+  (void)now;
+  if (state_ != TcpState::Listen) return unexpected(SockError::InvalidArgument);
+  if (accept_q_.empty()) return unexpected(SockError::WouldBlock);
+  TcpSocket* c = &accept_q_.front();
+  accept_q_.pop_front();
+  c->in_accept_q_ = false;
+  c->listener_ = nullptr;
+  return c;
+}
+
+void TcpSocket::move_to_accept_queue(Instant now) {
+  (void)now;
+  if (!listener_ || in_accept_q_) return;
+  if (queue_hook_.is_linked()) {
+    listener_->syn_q_.erase(listener_->syn_q_.iterator_to(*this));
+    listener_->syn_q_len_--;
+  }
+  listener_->accept_q_.push_back(*this);
+  in_accept_q_ = true;
+  listener_->notify();
+}
+
+void TcpSocket::detach_from_listener() {
+  if (!listener_) return;
+  if (queue_hook_.is_linked()) {
+    if (in_accept_q_) listener_->accept_q_.erase(listener_->accept_q_.iterator_to(*this));
+    else { listener_->syn_q_.erase(listener_->syn_q_.iterator_to(*this)); listener_->syn_q_len_--; }
+  }
+  in_accept_q_ = false;
+  listener_ = nullptr;
+}
+
+Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) {
+  // Linux tcp_sendmsg_locked + sk_stream_wait_connect.
+  if (state_ != TcpState::Established && state_ != TcpState::CloseWait) {
+    if (error_) return unexpected(*take_error());
+    if (state_ == TcpState::SynSent || state_ == TcpState::SynReceived) return unexpected(SockError::WouldBlock);
+    return unexpected(SockError::BrokenPipe);
+  }
+  if (error_) return unexpected(*take_error());
+  if (shutdown_ & kSendShutdown) return unexpected(SockError::BrokenPipe);
+  if (data.empty()) return size_t{0};
+  size_t room = snd_buf_.size() < sndbuf_ ? sndbuf_ - snd_buf_.size() : 0;
+  if (room == 0) return unexpected(SockError::WouldBlock);
+  size_t want = std::min(room, data.size());
+  if (snd_buf_.free_space() < want) {
+    snd_buf_.reserve(std::min<size_t>(sndbuf_, std::max(snd_buf_.size() + want, snd_buf_.capacity() * 2)));
+  }
+  size_t n = snd_buf_.push(data.first(want));
+  more_pending_ = more;
+  if (!more) cork_expired_ = false;
+  transmit(now);
+  layer_.reschedule(this);
+  return n;
+}
+
+Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek) {
+  if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
+  if (!rcv_buf_.empty()) {
+    if (out.empty()) return size_t{0};
+    size_t n = rcv_buf_.read(out);
+    if (!peek) {
+      rcv_buf_.consume(n);
+      rcv_space_adjust(now, n);
+      // RFC 9293 3.8.6.2.2: tell the peer once the window has opened by a
+      // useful amount (at least an MSS or half the buffer), not byte by byte.
+      if (state_ == TcpState::Established || state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) {
+        uint32_t adv = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
+        uint32_t space = receive_space();
+        if (space > adv && space - adv >= std::min<uint32_t>(rcvbuf_ / 2, 2 * rcv_mss_)) {
+          send_ack(now);
+        }
+      }
+      layer_.reschedule(this);
+    }
+    return n;
+  }
+  if (fin_received_) return size_t{0};
+  if (error_) return unexpected(*take_error());
+  if (shutdown_ & kRcvShutdown) return size_t{0};
+  if (state_ == TcpState::Closed) return unexpected(SockError::NotConnected);
+  return unexpected(SockError::WouldBlock);
+}
+
+Status<SockError> TcpSocket::shutdown(Instant now, bool rd, bool wr) {
+  // Linux inet_shutdown.
+  switch (state_) {
+    case TcpState::Closed:
+      shutdown_ |= (rd ? kRcvShutdown : 0) | (wr ? kSendShutdown : 0);
+      notify();
+      return unexpected(SockError::NotConnected);
+    case TcpState::Listen:
+      if (!rd) return {};
+      [[fallthrough]];
+    case TcpState::SynSent:
+      // disconnect(): a listener stops listening, a connect attempt is abandoned.
+      if (state_ == TcpState::Listen) {
+        layer_.stop_listening(this);
+        while (!syn_q_.empty() || !accept_q_.empty()) {
+          TcpSocket* c = !syn_q_.empty() ? &syn_q_.front() : &accept_q_.front();
+          c->detach_from_listener();
+          c->abort_with_rst(now, SockError::ConnectionReset);
+          c->user_closed_ = true;
+          layer_.defer_destroy(c);
+        }
+      } else {
+        layer_.remove_connection(this);
+      }
+      set_state(TcpState::Closed);
+      rtx_deadline_ = kNever;
+      return {};
+    default: break;
+  }
+  shutdown_ |= (rd ? kRcvShutdown : 0) | (wr ? kSendShutdown : 0);
+  if (wr && !fin_queued_ &&
+      (state_ == TcpState::Established || state_ == TcpState::CloseWait || state_ == TcpState::SynReceived)) {
+    fin_queued_ = true;
+    set_state(state_ == TcpState::CloseWait ? TcpState::LastAck : TcpState::FinWait1);
+    transmit(now);
+  }
+  notify();
+  layer_.reschedule(this);
+  return {};
+}
+
+void TcpSocket::close(Instant now) {
+  user_closed_ = true;
+  observer_ = nullptr;
+  detach_from_listener();
+  switch (state_) {
+    case TcpState::Listen:
+      (void)shutdown(now, true, false);
+      layer_.defer_destroy(this);
+      return;
+    case TcpState::Closed:
+    case TcpState::SynSent:
+      layer_.remove_connection(this);
+      state_ = TcpState::Closed;
+      layer_.defer_destroy(this);
+      return;
+    default: break;
+  }
+  // Linux tcp_close: unread data means the peer's data was lost, so say so
+  // with a RST instead of a FIN (RFC 9293 3.10.4, RFC 2525 2.17).
+  if (!rcv_buf_.empty() || !ofo_.empty()) {
+    layer_.counters().tcp_abort_on_close++;
+    abort_with_rst(now, SockError::ConnectionReset);
+    layer_.defer_destroy(this);
+    return;
+  }
+  if (opt_.linger_on && opt_.linger_seconds == 0) {
+    layer_.counters().tcp_abort_on_linger++;
+    if (state_ != TcpState::TimeWait) abort_with_rst(now, SockError::ConnectionReset);
+    else reset_connection(now, SockError::ConnectionReset);
+    layer_.defer_destroy(this);
+    return;
+  }
+  shutdown_ = kRcvShutdown | kSendShutdown;
+  if (!fin_queued_ && (state_ == TcpState::Established || state_ == TcpState::CloseWait ||
+                       state_ == TcpState::SynReceived)) {
+    fin_queued_ = true;
+    set_state(state_ == TcpState::CloseWait ? TcpState::LastAck : TcpState::FinWait1);
+    transmit(now);
+  }
+  if (state_ == TcpState::FinWait2) state_deadline_ = now + layer_.cfg().fin_wait2_timeout;
+  if (state_ == TcpState::Closed) layer_.defer_destroy(this);
+  layer_.reschedule(this);
+}
+
+void TcpSocket::reset_connection(Instant now, SockError err) {
+  (void)now;
+  if (state_ != TcpState::Listen) error_ = err;
+  layer_.remove_connection(this);
+  shutdown_ = kRcvShutdown | kSendShutdown;
+  rtx_deadline_ = delack_deadline_ = keepalive_deadline_ = state_deadline_ = cork_deadline_ = kNever;
+  persist_ = false;
+  snd_buf_.clear();
+  fin_queued_ = false;
+  recovery_ = Recovery::None;
+  sb_.reset();
+  set_state(TcpState::Closed);
+  if (listener_ && !in_accept_q_) {
+    // A connection that dies before accept() is forgotten (Linux reqsk drop).
+    detach_from_listener();
+    user_closed_ = true;
+  }
+  if (user_closed_) layer_.defer_destroy(this);
+}
+
+void TcpSocket::abort_with_rst(Instant now, SockError err) {
+  if (state_ != TcpState::Closed && state_ != TcpState::Listen && state_ != TcpState::SynSent &&
+      state_ != TcpState::TimeWait) {
+    send_rst(now);
+  }
+  reset_connection(now, err);
+}
+
+std::optional<SockError> TcpSocket::take_error() {
+  auto e = error_;
+  error_.reset();
+  return e;
+}
+
+// ---- options ------------------------------------------------------------------
+
+void TcpSocket::set_nodelay(Instant now, bool on) {
+  opt_.nodelay = on;
+  // Linux: setting TCP_NODELAY pushes pending data at once.
+  if (on) transmit(now);
+  layer_.reschedule(this);
+}
+
+void TcpSocket::set_cork(Instant now, bool on) {
+  opt_.cork = on;
+  if (!on) {
+    cork_deadline_ = kNever;
+    cork_expired_ = false;
+    transmit(now);
+    layer_.reschedule(this);
+  }
+}
+
+void TcpSocket::set_keepalive(Instant now, bool on) {
+  opt_.keepalive = on;
+  probes_ = 0;
+  if (on) arm_keepalive(now);
+  else keepalive_deadline_ = kNever;
+  layer_.reschedule(this);
+}
+
+void TcpSocket::set_quickack(bool on) {
+  // TCP_QUICKACK: leave (or enter) delayed-ACK mode for the next ACKs.
+  quickacks_ = on ? 16 : 0;
+  pingpong_ = !on;
+}
+
+void TcpSocket::set_rcvbuf(uint32_t bytes) {
+  // Linux sock_setsockopt SO_RCVBUF: min(val, rmem_max) * 2, at least SOCK_MIN_RCVBUF.
+  uint32_t v = std::min(bytes, layer_.cfg().core_rmem_max);
+  rcvbuf_ = std::max<uint32_t>(v * 2, 2304);
+  rcvbuf_locked_ = true;
+}
+
+void TcpSocket::set_sndbuf(uint32_t bytes) {
+  uint32_t v = std::min(bytes, layer_.cfg().core_wmem_max);
+  sndbuf_ = std::max<uint32_t>(v * 2, 4608);
+  sndbuf_locked_ = true;
+}
+
+Status<SockError> TcpSocket::set_maxseg(uint32_t mss) {
+  // Linux do_tcp_setsockopt TCP_MAXSEG: 0 resets; otherwise 88..65535 (TCP_MIN_MSS = 88).
+  if (mss != 0 && (mss < 88 || mss > 65535)) return unexpected(SockError::InvalidArgument);
+  opt_.user_mss = static_cast<uint16_t>(mss);
+  if (state_ != TcpState::Closed && state_ != TcpState::Listen) compute_mss(pmtu_);
+  return {};
+}
+
+uint32_t TcpSocket::maxseg() const {
+  // Linux: before the connection exists TCP_MAXSEG reads back the user value or
+  // the default 536; afterwards the current MSS.
+  if (state_ == TcpState::Closed || state_ == TcpState::Listen) return opt_.user_mss ? opt_.user_mss : 536;
+  return snd_mss_;
+}
+
+Status<SockError> TcpSocket::set_congestion(Instant now, std::string_view name) {
+  if (!CcHolder::is_known(name)) return unexpected(SockError::NotFound);
+  // CcHolder keeps cwnd/ssthresh across the switch (Linux tcp_reinit_congestion_control).
+  cc_.select(name, now, snd_mss_);
+  return {};
+}
+
+// ---- readiness ----------------------------------------------------------------
+
+uint32_t TcpSocket::readiness() const {
+  // Linux tcp_poll, line by line.
+  if (state_ == TcpState::Listen) return accept_q_.empty() ? 0 : (ev::kIn | ev::kRdNorm);
+  uint32_t mask = 0;
+  if (shutdown_ == (kRcvShutdown | kSendShutdown) || state_ == TcpState::Closed) mask |= ev::kHup;
+  if (shutdown_ & kRcvShutdown) mask |= ev::kIn | ev::kRdNorm | ev::kRdHup;
+  if (state_ != TcpState::SynSent && state_ != TcpState::SynReceived) {
+    if (rcv_buf_.size() >= std::max<uint32_t>(opt_.rcvlowat, 1)) mask |= ev::kIn | ev::kRdNorm;
+    if (!(shutdown_ & kSendShutdown)) {
+      // sk_stream_is_writeable: free space at least half of what is queued.
+      size_t queued = snd_buf_.size();
+      size_t free_space = sndbuf_ > queued ? sndbuf_ - queued : 0;
+      if (free_space >= queued / 2 && free_space > 0) mask |= ev::kOut | ev::kWrNorm;
+    } else {
+      mask |= ev::kOut | ev::kWrNorm;
+    }
+  }
+  if (error_) mask |= ev::kErr;
+  return mask;
+}
+
+// ---- tcp_info -------------------------------------------------------------------
+
+TcpInfo TcpSocket::info(Instant now) const {
+  TcpInfo i = stats_;
+  auto ms_since = [&](Instant t) -> uint32_t {
+    if (t.us == 0) return static_cast<uint32_t>(now.us / 1000);
+    return static_cast<uint32_t>((now - t).us / 1000);
+  };
+  i.state = linux_state_number(state_);
+  i.ca_state = recovery_ == Recovery::None ? (dupacks_ ? 1 : 0) : (recovery_ == Recovery::Fast ? 3 : 4);
+  i.retransmits = static_cast<uint8_t>(std::min<uint32_t>(retries_, 255));
+  i.probes = static_cast<uint8_t>(std::min<uint32_t>(probes_, 255));
+  i.backoff = static_cast<uint8_t>(std::min<uint32_t>(retries_, 255));
+  i.options = (ts_ok_ ? tcpi_opt::kTimestamps : 0) | (sack_ok_ ? tcpi_opt::kSack : 0) |
+              (ws_ok_ ? tcpi_opt::kWscale : 0);
+  i.snd_wscale = snd_wscale_;
+  i.rcv_wscale = rcv_wscale_;
+  i.rto_us = static_cast<uint32_t>(rtt_.rto().us);
+  i.ato_us = static_cast<uint32_t>(layer_.cfg().delack_min.us);
+  i.snd_mss = snd_mss_;
+  i.rcv_mss = rcv_mss_;
+  uint32_t mss = std::max<uint32_t>(snd_mss_, 1);
+  i.unacked = (data_in_flight() + mss - 1) / mss;
+  i.sacked = (sb_.sacked_bytes() + mss - 1) / mss;
+  i.last_data_sent_ms = ms_since(last_data_sent_);
+  i.last_ack_sent_ms = 0;
+  i.last_data_recv_ms = ms_since(last_data_rcv_);
+  i.last_ack_recv_ms = ms_since(last_ack_rcv_);
+  i.pmtu = pmtu_;
+  i.rcv_ssthresh = receive_space();
+  i.rtt_us = static_cast<uint32_t>(rtt_.srtt().us);
+  i.rttvar_us = static_cast<uint32_t>(rtt_.rttvar().us);
+  uint32_t ssth = cc_.get().ssthresh();
+  i.snd_ssthresh = ssth >= 0x7fffffff ? 0x7fffffff : ssth / mss;
+  i.snd_cwnd = cc_.get().cwnd() / mss;
+  i.advmss = adv_mss_;
+  i.rcv_rtt_us = static_cast<uint32_t>(rcv_rtt_.us);
+  i.rcv_space = rcvq_space_;
+  i.notsent_bytes = static_cast<uint32_t>(bytes_unsent());
+  i.min_rtt_us = rtt_.has_sample() ? static_cast<uint32_t>(rtt_.min_rtt().us) : 0;
+  i.snd_wnd = snd_wnd_;
+  i.rcv_wnd = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
+  i.snd_queue_bytes = static_cast<uint32_t>(snd_buf_.size());
+  i.rcv_queue_bytes = static_cast<uint32_t>(rcv_buf_.size());
+  return i;
+}
+
+void TcpSocket::rcv_space_adjust(Instant now, size_t copied) {
+  // Linux tcp_rcv_space_adjust (dynamic right-sizing): once per RTT, if the
+  // application drained more than the current space, grow the buffer to twice
+  // what it drained, so the window keeps up with the bandwidth-delay product.
+  if (rcvbuf_locked_ || !layer_.cfg().moderate_rcvbuf) return;
+  rcvq_space_copied_ += static_cast<uint32_t>(copied);
+  Duration rtt = rtt_.has_sample() ? rtt_.srtt() : (rcv_rtt_.us > 0 ? rcv_rtt_ : Duration{0});
+  if (rtt.us <= 0) rtt = millis(1);
+  if (now - rcvq_time_ < rtt) return;
+  uint32_t copied_rtt = rcvq_space_copied_;
+  rcvq_space_copied_ = 0;
+  rcvq_time_ = now;
+  if (copied_rtt <= rcvq_space_) return;
+  rcvq_space_ = copied_rtt;
+  uint64_t want = uint64_t(copied_rtt) * 4;
+  uint32_t target = static_cast<uint32_t>(std::min<uint64_t>(want, layer_.cfg().rmem_max));
+  if (target > rcvbuf_) rcvbuf_ = target;
+}
+
+void TcpSocket::expand_sndbuf() {
+  // Linux tcp_sndbuf_expand: room for two congestion windows of data.
+  if (sndbuf_locked_) return;
+  uint64_t want = uint64_t(std::max<uint32_t>(cc_.get().cwnd(), 10 * snd_mss_)) * 2;
+  uint32_t target = static_cast<uint32_t>(std::min<uint64_t>(want, layer_.cfg().wmem_max));
+  if (target > sndbuf_) {
+    sndbuf_ = target;
+    notify();
+  }
+}
+
+Instant TcpSocket::next_deadline() const {
+  return min(min(min(rtx_deadline_, delack_deadline_), min(keepalive_deadline_, state_deadline_)), cork_deadline_);
+}
+
+}  // namespace xs

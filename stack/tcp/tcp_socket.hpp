@@ -1,0 +1,340 @@
+// A TCP socket: the transmission control block (RFC 9293 3.3.1) and the
+// socket calls made on it. Created by TcpLayer::open(); after close() the
+// handle is the layer's, which frees it when the connection reaches CLOSED.
+//
+// Threading: none. The engine serialises every call; `now` is passed in.
+#pragma once
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
+#include <boost/intrusive/unordered_set.hpp>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "stack/base/addr.hpp"
+#include "stack/base/bytes.hpp"
+#include "stack/base/events.hpp"
+#include "stack/base/expected.hpp"
+#include "stack/base/seq.hpp"
+#include "stack/base/sock_error.hpp"
+#include "stack/base/time.hpp"
+#include "stack/tcp/assembler.hpp"
+#include "stack/tcp/byte_ring.hpp"
+#include "stack/tcp/cc_holder.hpp"
+#include "stack/tcp/rtt_estimator.hpp"
+#include "stack/tcp/sack_scoreboard.hpp"
+#include "stack/tcp/syn_cookie.hpp"
+#include "stack/tcp/tcp_types.hpp"
+#include "stack/wire/tcp.hpp"
+
+namespace xs {
+
+class TcpLayerImpl;
+struct Ipv4Packet;
+
+namespace bi = boost::intrusive;
+using TcpTableHook = bi::unordered_set_member_hook<bi::link_mode<bi::safe_link>>;
+using TcpTimerHook = bi::set_member_hook<bi::link_mode<bi::safe_link>>;
+using TcpQueueHook = bi::list_member_hook<bi::link_mode<bi::safe_link>>;
+
+// Per-socket options, with Linux's defaults.
+struct TcpSocketOptions {
+  bool nodelay = false;       // TCP_NODELAY
+  bool cork = false;          // TCP_CORK
+  bool keepalive = false;     // SO_KEEPALIVE
+  bool reuseaddr = false;     // SO_REUSEADDR
+  bool reuseport = false;     // SO_REUSEPORT
+  bool linger_on = false;     // SO_LINGER
+  int linger_seconds = 0;
+  Duration keep_idle{0};      // TCP_KEEPIDLE (0: the stack default)
+  Duration keep_interval{0};  // TCP_KEEPINTVL
+  uint32_t keep_count = 0;    // TCP_KEEPCNT
+  Duration user_timeout{0};   // TCP_USER_TIMEOUT (0: off)
+  uint16_t user_mss = 0;      // TCP_MAXSEG before connect (0: from MTU)
+  Duration defer_accept{0};   // TCP_DEFER_ACCEPT
+  uint8_t tos = 0;            // IP_TOS
+  uint8_t ttl = 0;            // IP_TTL (0: stack default)
+  uint32_t rcvlowat = 1;      // SO_RCVLOWAT
+  uint32_t syn_count = 0;     // TCP_SYNCNT (0: stack default)
+};
+
+class TcpSocket {
+ public:
+  // ---- socket calls (errors as Linux reports them, typed) ----------------
+  Status<SockError> bind(Endpoint local);
+  Status<SockError> listen(int backlog);
+  // Starts the handshake. Returns InProgress (the engine waits or reports
+  // EINPROGRESS), or an immediate error.
+  Status<SockError> connect(Instant now, Endpoint remote);
+  // Next established connection, or WouldBlock / InvalidArgument (not listening).
+  Expected<TcpSocket*, SockError> accept(Instant now);
+  // Queues data; returns bytes taken (may be fewer than offered), WouldBlock
+  // when the buffer is full. `more` = MSG_MORE (hold a partial segment).
+  Expected<size_t, SockError> send(Instant now, Bytes data, bool more = false);
+  // Copies received data; 0 means end of stream. `peek` = MSG_PEEK.
+  Expected<size_t, SockError> recv(Instant now, MutBytes out, bool peek = false);
+  Status<SockError> shutdown(Instant now, bool read, bool write);
+  // Releases the handle. With unread data or SO_LINGER 0 the connection is
+  // reset (as Linux does); otherwise it closes gracefully in the background.
+  void close(Instant now);
+
+  // ---- options --------------------------------------------------------------
+  TcpSocketOptions& options() { return opt_; }
+  const TcpSocketOptions& options() const { return opt_; }
+  void set_nodelay(Instant now, bool on);
+  void set_cork(Instant now, bool on);
+  void set_keepalive(Instant now, bool on);
+  void set_quickack(bool on);
+  bool quickack() const { return quickacks_ > 0; }
+  // SO_RCVBUF / SO_SNDBUF: stores twice the value (Linux doubling), clamped.
+  void set_rcvbuf(uint32_t bytes);
+  void set_sndbuf(uint32_t bytes);
+  uint32_t rcvbuf() const { return rcvbuf_; }
+  uint32_t sndbuf() const { return sndbuf_; }
+  Status<SockError> set_maxseg(uint32_t mss);
+  uint32_t maxseg() const;
+  Status<SockError> set_congestion(Instant now, std::string_view name);
+  std::string_view congestion() const { return cc_.name(); }
+
+  // ---- state ----------------------------------------------------------------
+  TcpState state() const { return state_; }
+  Endpoint local() const { return local_; }
+  Endpoint remote() const { return remote_; }
+  bool is_bound() const { return bound_; }
+  // epoll bits exactly as Linux's tcp_poll computes them.
+  uint32_t readiness() const;
+  // SO_ERROR: returns and clears the pending error.
+  std::optional<SockError> take_error();
+  std::optional<SockError> pending_error() const { return error_; }
+  size_t bytes_readable() const { return rcv_buf_.size(); }       // FIONREAD
+  size_t bytes_unacked_or_unsent() const { return snd_buf_.size(); }  // SIOCOUTQ
+  size_t bytes_unsent() const;                                       // SIOCOUTQNSD
+  bool accept_queue_empty() const { return accept_q_.empty(); }
+  size_t accept_queue_len() const { return accept_q_.size(); }
+  int backlog() const { return backlog_; }
+  TcpInfo info(Instant now) const;
+  bool sack_enabled() const { return sack_ok_; }
+  bool timestamps_enabled() const { return ts_ok_; }
+  uint8_t snd_wscale() const { return snd_wscale_; }
+  uint8_t rcv_wscale() const { return rcv_wscale_; }
+  uint32_t cwnd() const { return cc_.get().cwnd(); }
+  uint32_t ssthresh() const { return cc_.get().ssthresh(); }
+  uint32_t snd_mss() const { return snd_mss_; }
+
+  void set_observer(SocketObserver* o, void* cookie) { observer_ = o; cookie_ = cookie; }
+  void* cookie() const { return cookie_; }
+
+  // The earliest deadline of this connection's timers.
+  Instant next_deadline() const;
+
+  explicit TcpSocket(TcpLayerImpl& layer);
+  ~TcpSocket();
+  TcpSocket(const TcpSocket&) = delete;
+  TcpSocket& operator=(const TcpSocket&) = delete;
+
+ private:
+  friend class TcpLayerImpl;
+  friend struct TcpSocketTestAccess;
+
+  enum class Recovery : uint8_t { None, Fast, Loss };
+  static constexpr uint8_t kRcvShutdown = 1;
+  static constexpr uint8_t kSendShutdown = 2;
+
+  // ---- input (tcp_input.cpp) ---------------------------------------------
+  void on_segment(Instant now, const TcpRepr& seg);
+  void on_segment_syn_sent(Instant now, const TcpRepr& seg);
+  void on_segment_synchronized(Instant now, const TcpRepr& seg);
+  bool check_paws(Instant now, const TcpRepr& seg);
+  bool check_seq_acceptable(const TcpRepr& seg) const;
+  bool process_rst(Instant now, const TcpRepr& seg);
+  bool process_ack(Instant now, const TcpRepr& seg);
+  void process_data(Instant now, const TcpRepr& seg);
+  void process_fin(Instant now);
+  void update_send_window(const TcpRepr& seg);
+  void take_peer_options(const TcpRepr& syn);
+  void challenge_ack(Instant now);
+  void enter_established(Instant now);
+
+  // ---- loss recovery and RTT (tcp_recovery.cpp) -----------------------------
+  void on_ack_advanced(Instant now, uint32_t acked, uint32_t flight_before, bool rtx_acked_only);
+  void on_dupack(Instant now, bool sack_progress);
+  void enter_recovery(Instant now);
+  void maybe_exit_recovery(Instant now);
+  uint32_t pipe() const;
+  Seq lost_edge() const;
+  void take_rtt_sample(Instant now, const TcpRepr& seg, Seq acked_to);
+  void on_rto(Instant now);
+
+  // ---- output (tcp_output.cpp) ---------------------------------------------
+  void transmit(Instant now);
+  bool send_one_retransmission(Instant now);
+  bool send_new_data(Instant now, uint32_t window_room);
+  bool nagle_allows(Instant now, uint32_t len);
+  void send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_off, uint32_t len,
+                    bool retransmission);
+  void send_ack(Instant now) { send_segment(now, snd_nxt_, tcpflag::kAck, 0, 0, false); }
+  void send_syn(Instant now, bool with_ack);
+  void send_probe(Instant now);
+  void send_rst(Instant now);
+  uint16_t window_to_advertise();
+  uint32_t receive_space() const;
+  void build_options(TcpOptions& o, uint8_t flags, Instant now);
+  uint32_t ts_now(Instant now) const { return uint32_t(now.us / 1000) + ts_offset_; }
+  void schedule_ack(Instant now, bool immediately);
+  void flush_ack(Instant now);
+
+  // ---- timers (tcp_timers.cpp) ---------------------------------------------
+  void on_timers(Instant now);
+  void arm_rtx(Instant now);
+  void on_retransmit_timer(Instant now);
+  void on_keepalive_timer(Instant now);
+  void arm_keepalive(Instant now);
+  Duration keepalive_idle() const;
+  Duration keepalive_interval() const;
+  uint32_t keepalive_count() const;
+
+  // ---- lifecycle -----------------------------------------------------------
+  void set_state(TcpState s);
+  void reset_connection(Instant now, SockError err);   // abort, no RST sent
+  void abort_with_rst(Instant now, SockError err);     // send RST, then abort
+  void enter_time_wait(Instant now);
+  void release_buffers();
+  void notify();
+  bool orphaned() const { return user_closed_; }
+  uint32_t data_in_flight() const;
+  Seq fin_seq() const;  // sequence number our FIN occupies (valid once queued)
+  bool fin_sent() const { return fin_queued_ && snd_nxt_ > fin_seq(); }
+  bool fin_acked() const { return fin_queued_ && snd_una_ > fin_seq(); }
+  static uint8_t wscale_for(uint32_t max_space);
+  void inherit_from(const TcpSocket& listener);
+  void on_passive_syn(Instant now, const TcpRepr& syn, std::optional<Seq> isn_override);
+  void on_cookie_ack(Instant now, const TcpRepr& ack, uint16_t mss, const std::optional<CookieTsOptions>& tso);
+  void on_icmp_error(Instant now, uint8_t type, uint8_t code, uint16_t mtu, Seq seq);
+  void move_to_accept_queue(Instant now);
+  void detach_from_listener();
+  bool ensure_rcv_capacity(size_t bytes);
+  void compute_mss(uint16_t path_mtu);
+  void rcv_space_adjust(Instant now, size_t copied);
+  void expand_sndbuf();
+
+  TcpLayerImpl& layer_;
+  TcpState state_ = TcpState::Closed;
+  Endpoint local_;
+  Endpoint remote_;
+  bool bound_ = false;
+  bool bind_explicit_ = false;
+  bool user_closed_ = false;
+  bool fin_received_ = false;   // Linux SOCK_DONE: reads return 0 from now on
+  bool connect_pending_ = false;
+  uint8_t shutdown_ = 0;
+  std::optional<SockError> error_;       // sk_err
+  std::optional<SockError> soft_error_;  // sk_err_soft, reported on timeout
+  TcpSocketOptions opt_;
+  SocketObserver* observer_ = nullptr;
+  void* cookie_ = nullptr;
+
+  // Send sequence space (RFC 9293 3.3.1).
+  // snd_nxt_ is the highest sequence number sent so far (+1): retransmissions
+  // name their sequence number explicitly and never move it back.
+  Seq iss_, snd_una_, snd_nxt_, snd_wl1_, snd_wl2_;
+  uint32_t snd_wnd_ = 0;        // scaled
+  uint32_t max_snd_wnd_ = 0;
+  ByteRing snd_buf_;            // data from snd_buf_seq_ on (unacked + unsent)
+  Seq snd_buf_seq_;
+  bool fin_queued_ = false;
+  Seq snd_sml_;                 // end of the last small segment sent (Minshall's Nagle)
+  bool more_pending_ = false;   // MSG_MORE held data
+  Instant cork_started_ = kNever;
+
+  // Receive sequence space.
+  Seq irs_, rcv_nxt_, rcv_adv_;  // rcv_adv_: right edge of the last advertised window
+  ByteRing rcv_buf_;
+  Assembler ofo_;
+  uint32_t rcvbuf_ = 0, sndbuf_ = 0;
+  bool rcvbuf_locked_ = false, sndbuf_locked_ = false;
+  uint32_t rcv_ssthresh_ = 0;
+  // Receive-buffer auto-tuning (Linux tcp_rcv_space_adjust).
+  uint32_t rcvq_space_ = 0;
+  uint32_t rcvq_space_copied_ = 0;
+  Seq rcvq_seq_;
+  Instant rcvq_time_;
+  Duration rcv_rtt_{0};
+  Seq rcv_rtt_seq_;
+  Instant rcv_rtt_time_ = kNever;
+
+  // Negotiated options.
+  bool ws_ok_ = false, sack_ok_ = false, ts_ok_ = false;
+  uint8_t snd_wscale_ = 0, rcv_wscale_ = 0;
+  uint32_t ts_recent_ = 0;
+  Instant ts_recent_stamp_;
+  uint32_t ts_offset_ = 0;
+  Seq last_ack_sent_;
+  uint16_t peer_mss_ = 536;
+  uint32_t snd_mss_ = 536;  // payload bytes per full segment, options excluded
+  uint32_t rcv_mss_ = 536;  // estimate of the peer's segment size (delayed ACK)
+  uint16_t adv_mss_ = 1460;
+  uint16_t pmtu_ = 1500;
+
+  // Congestion control and loss recovery.
+  CcHolder cc_;
+  RttEstimator rtt_;
+  SackScoreboard sb_;
+  Recovery recovery_ = Recovery::None;
+  Seq recovery_point_, high_rxt_;
+  Seq reno_lost_edge_;      // NewReno (no SACK): the segment presumed lost ends here
+  bool force_rtx_ = false;  // RFC 6675 4.3: first retransmission ignores pipe
+  uint32_t dupacks_ = 0;
+  bool rtt_pending_ = false;
+  Seq rtt_seq_;
+  Instant rtt_time_;
+  Instant last_send_ = kNever;  // for idle restart
+  bool cwnd_limited_ = false;
+
+  // Timers.
+  Instant rtx_deadline_ = kNever;       // RTO, SYN retransmit, persist
+  Instant delack_deadline_ = kNever;
+  Instant keepalive_deadline_ = kNever;
+  Instant state_deadline_ = kNever;     // TIME_WAIT, FIN_WAIT_2, SYN-RECEIVED defer
+  Instant cork_deadline_ = kNever;
+  bool cork_expired_ = false;
+  Instant cookie_sent_at_ = kNever;  // listener: last SYN cookie sent
+  std::optional<Seq> ofo_fin_;       // a FIN that arrived ahead of missing data
+  Instant user_timeout_start_ = kNever;
+  uint32_t retries_ = 0;                // consecutive RTOs (backoff)
+  uint32_t probes_ = 0;                 // zero-window or keepalive probes unanswered
+  bool persist_ = false;
+  Instant last_rcv_;                    // any segment
+  Instant last_data_rcv_, last_data_sent_, last_ack_rcv_, last_ack_sent_t_;
+
+  // Delayed ACK (RFC 9293 3.8.6.3; Linux quick-ACK mode).
+  bool ack_pending_ = false;
+  bool ack_now_ = false;  // send the pending ACK before the entry point returns
+  uint32_t rcv_unacked_bytes_ = 0;
+  uint32_t quickacks_ = 0;
+  bool pingpong_ = false;
+
+  // Listener and its queues (Linux: SYN queue = request socks, accept queue).
+  TcpSocket* listener_ = nullptr;
+  int backlog_ = 0;
+
+ public:
+  // Intrusive hooks: public because Boost.Intrusive names them in container types.
+  TcpQueueHook queue_hook_;  // in the listener's SYN or accept queue
+  TcpTableHook table_hook_;  // in the connection table
+  TcpTimerHook timer_hook_;  // in the timer set
+  Instant timer_key_ = kNever;
+ private:
+  using Queue = bi::list<TcpSocket, bi::member_hook<TcpSocket, TcpQueueHook, &TcpSocket::queue_hook_>,
+                         bi::constant_time_size<false>>;
+  Queue syn_q_;
+  Queue accept_q_;
+  size_t syn_q_len_ = 0;
+  bool in_accept_q_ = false;
+  bool defer_acked_ = false;       // TCP_DEFER_ACCEPT: handshake ACK seen, waiting for data
+  uint32_t synack_retries_ = 0;
+
+  // Per-connection counters for tcp_info.
+  TcpInfo stats_;
+};
+
+}  // namespace xs

@@ -1,0 +1,137 @@
+// A UDP socket with Linux semantics (man 7 udp, man 7 socket): bind/connect
+// rules, SO_* options, SO_ERROR from ICMP, and a bounded receive queue held
+// in one byte ring per socket (no allocation per datagram).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "stack/base/addr.hpp"
+#include "stack/base/bytes.hpp"
+#include "stack/base/events.hpp"
+#include "stack/base/expected.hpp"
+#include "stack/base/sock_error.hpp"
+#include "stack/base/time.hpp"
+
+namespace xs {
+
+class UdpLayer;
+
+struct UdpRecv {
+  size_t copied = 0;        // bytes written to the caller's buffer
+  size_t datagram_len = 0;  // full datagram length (what MSG_TRUNC returns)
+  Endpoint from;
+};
+
+class UdpSocket {
+ public:
+  UdpSocket(const UdpSocket&) = delete;
+  UdpSocket& operator=(const UdpSocket&) = delete;
+
+  // bind(2). Port 0 picks an ephemeral port. EINVAL if already bound,
+  // EADDRNOTAVAIL for an address that is not ours, EADDRINUSE on conflict
+  // (unless both sockets set SO_REUSEADDR, or both SO_REUSEPORT).
+  Status<SockError> bind(Endpoint local);
+  // connect(2): sets the default destination, binds an ephemeral port if
+  // needed, fixes the local address to the route's source, and from then on
+  // accepts datagrams only from `remote`. Port 0 is accepted as Linux does.
+  Status<SockError> connect(Endpoint remote);
+  // connect(AF_UNSPEC): forgets the peer; an address or port that bind()
+  // did not set explicitly is released again (Linux __udp_disconnect).
+  void disconnect();
+
+  // sendto(2)/send(2). dst overrides the connected peer.
+  Expected<size_t, SockError> send_to(Instant now, Bytes payload, std::optional<Endpoint> dst = std::nullopt);
+  // recvfrom(2). Copies at most out.size() bytes of the next datagram; the
+  // rest of it is discarded unless peek (MSG_PEEK). WouldBlock when empty.
+  Expected<UdpRecv, SockError> recv_from(MutBytes out, bool peek = false);
+
+  // SO_ERROR: an asynchronous error (ICMP) waiting to be reported.
+  std::optional<SockError> pending_error() const { return error_; }
+  std::optional<SockError> take_error();
+
+  // epoll bits (ev::).
+  uint32_t readiness() const;
+  void set_observer(SocketObserver* obs, void* cookie) { observer_ = obs; cookie_ = cookie; }
+
+  // ---- options -------------------------------------------------------------
+  // SO_RCVBUF / SO_SNDBUF: the value is doubled (kernel bookkeeping overhead),
+  // capped by net.core.[rw]mem_max, floored at SOCK_MIN_RCVBUF/SNDBUF; the
+  // getter returns the doubled value, as getsockopt does.
+  void set_rcvbuf(uint32_t bytes);
+  uint32_t rcvbuf() const { return rcvbuf_; }
+  void set_sndbuf(uint32_t bytes);
+  uint32_t sndbuf() const { return sndbuf_; }
+  void set_broadcast(bool on) { broadcast_ = on; }
+  bool broadcast() const { return broadcast_; }
+  void set_reuseaddr(bool on) { reuseaddr_ = on; }
+  bool reuseaddr() const { return reuseaddr_; }
+  void set_reuseport(bool on) { reuseport_ = on; }
+  bool reuseport() const { return reuseport_; }
+  void set_tos(uint8_t tos) { tos_ = tos; }
+  uint8_t tos() const { return tos_; }
+  // IP_TTL: 1..255, or -1 for the default; anything else is EINVAL.
+  Status<SockError> set_ttl(int ttl);
+  uint8_t ttl() const;
+
+  // getsockname / getpeername.
+  Endpoint local() const { return local_; }
+  std::optional<Endpoint> remote() const { return remote_; }
+
+  // FIONREAD: for UDP, the size of the next datagram (0 if none; Linux).
+  size_t bytes_readable() const;
+  // Datagrams and payload bytes queued for reading; bytes charged against rcvbuf.
+  size_t rx_datagrams() const { return count_; }
+  size_t rx_queued_bytes() const { return payload_bytes_; }
+  size_t rx_charged() const { return charged_; }
+  // SIOCOUTQ: datagrams leave at once, nothing is held.
+  size_t tx_queued_bytes() const { return 0; }
+
+ private:
+  friend class UdpLayer;
+  // Bytes of each queued record before its payload: length, source address and port.
+  static constexpr size_t kRecHdr = 12;
+
+  explicit UdpSocket(UdpLayer& layer);
+
+  // Appends a datagram; false (and nothing queued) when rcvbuf is exhausted.
+  bool enqueue(Bytes payload, Endpoint from);
+  void set_error(SockError e);
+  void notify() { if (observer_ != nullptr) observer_->on_socket_event(cookie_); }
+  bool autobind(std::optional<Endpoint> remote);
+  void ring_write(size_t pos, const uint8_t* src, size_t n);
+  void ring_read(size_t pos, uint8_t* dst, size_t n) const;
+  void ensure_ring();
+
+  UdpLayer& layer_;
+  Endpoint local_;
+  std::optional<Endpoint> remote_;
+  bool bind_addr_locked_ = false;  // address set by bind(), kept over disconnect
+  bool bind_port_locked_ = false;  // port set by bind(), kept over disconnect
+  bool hashed_ = false;            // in the layer's port table
+  UdpSocket* next_in_port_ = nullptr;
+
+  uint32_t rcvbuf_;
+  uint32_t sndbuf_;
+  bool broadcast_ = false;
+  bool reuseaddr_ = false;
+  bool reuseport_ = false;
+  uint8_t tos_ = 0;
+  int ttl_ = -1;
+
+  std::optional<SockError> error_;
+  SocketObserver* observer_ = nullptr;
+  void* cookie_ = nullptr;
+
+  // Receive queue: records [len u32][addr u32][port u16][pad u16][payload]
+  // back to back in a ring, allocated on first use and grown only by set_rcvbuf.
+  std::vector<uint8_t> ring_;
+  size_t head_ = 0;   // offset of the oldest record
+  size_t used_ = 0;   // bytes of records stored
+  size_t count_ = 0;  // datagrams
+  size_t charged_ = 0;
+  size_t payload_bytes_ = 0;
+};
+
+}  // namespace xs
