@@ -209,7 +209,7 @@ Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek
       // useful amount (at least an MSS or half the buffer), not byte by byte.
       if (state_ == TcpState::Established || state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) {
         uint32_t adv = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
-        uint32_t space = receive_space();
+        uint32_t space = std::min<uint32_t>(receive_space(), 65535u << rcv_wscale_);
         if (space > adv && space - adv >= std::min<uint32_t>(rcvbuf_ / 2, 2 * rcv_mss_)) {
           send_ack(now);
         }

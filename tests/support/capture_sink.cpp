@@ -1,5 +1,6 @@
 #include "tests/support/capture_sink.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace xs::test {
@@ -65,6 +66,35 @@ std::optional<UdpRepr> CaptureSink::udp(size_t i) const {
   auto u = parse_udp(p->payload, p->hdr.src, p->hdr.dst);
   if (!u) return std::nullopt;
   return *u;
+}
+
+std::vector<uint8_t> arp_frame(MacAddr eth_dst, const ArpRepr& a) {
+  std::vector<uint8_t> f(kEthHeaderLen + kArpLen);
+  emit_ethernet({eth_dst, a.sender_mac, ethertype::kArp}, f);
+  emit_arp(a, MutBytes(f).subspan(kEthHeaderLen));
+  return f;
+}
+
+std::vector<uint8_t> ipv4_frame(MacAddr dst, MacAddr src, Ipv4Repr ip, Bytes l4) {
+  std::vector<uint8_t> f(kEthHeaderLen + kIpv4MinHeaderLen + l4.size());
+  emit_ethernet({dst, src, ethertype::kIpv4}, f);
+  ip.payload_len = uint16_t(l4.size());
+  emit_ipv4(ip, MutBytes(f).subspan(kEthHeaderLen));
+  std::copy(l4.begin(), l4.end(), f.begin() + kEthHeaderLen + kIpv4MinHeaderLen);
+  return f;
+}
+
+std::vector<uint8_t> udp_datagram(Ipv4Addr src, uint16_t sport, Ipv4Addr dst, uint16_t dport, Bytes payload) {
+  std::vector<uint8_t> d(kUdpHeaderLen + payload.size());
+  std::copy(payload.begin(), payload.end(), d.begin() + kUdpHeaderLen);
+  emit_udp(sport, dport, src, dst, d);
+  return d;
+}
+
+std::vector<uint8_t> icmp_message(uint8_t type, uint8_t code, uint32_t rest, Bytes payload) {
+  std::vector<uint8_t> m(kIcmpHeaderLen + payload.size());
+  emit_icmp({type, code, rest, payload}, m);
+  return m;
 }
 
 }  // namespace xs::test

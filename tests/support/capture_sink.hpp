@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "stack/base/addr.hpp"
 #include "stack/base/bytes.hpp"
 #include "stack/net/frame_sink.hpp"
 #include "stack/wire/arp.hpp"
@@ -49,5 +50,16 @@ class CaptureSink : public FrameSink {
   size_t max_;
   bool acquired_ = false;
 };
+
+// ---- frame builders (what a peer would send) ------------------------------
+
+std::vector<uint8_t> arp_frame(MacAddr eth_dst, const ArpRepr& a);
+// Ethernet + IPv4 (20-byte header, valid checksum) + `l4` as given.
+// ip.payload_len is set from l4.size().
+std::vector<uint8_t> ipv4_frame(MacAddr dst, MacAddr src, Ipv4Repr ip, Bytes l4);
+// A UDP datagram (header + payload, checksum computed).
+std::vector<uint8_t> udp_datagram(Ipv4Addr src, uint16_t sport, Ipv4Addr dst, uint16_t dport, Bytes payload);
+// An ICMP message with a correct checksum.
+std::vector<uint8_t> icmp_message(uint8_t type, uint8_t code, uint32_t rest, Bytes payload);
 
 }  // namespace xs::test
