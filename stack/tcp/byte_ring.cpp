@@ -9,8 +9,8 @@ ByteRing::ByteRing(size_t capacity) { reserve(capacity); }
 
 void ByteRing::reserve(size_t new_capacity) {
   if (new_capacity <= cap_) return;
-  // Value-initialised so that read-through of never-written free space (e.g.
-  // a commit() the caller did not fill) is deterministic rather than UB-ish.
+  // Value-initialised (zeroed): bytes committed without being written read as
+  // zeros, never as stale heap contents. Only paid on resize.
   auto nb = std::make_unique<uint8_t[]>(new_capacity);
   // Linearise the whole old buffer, not just [0, size()): out-of-order bytes
   // stored with write_at() beyond size() must keep their offsets.

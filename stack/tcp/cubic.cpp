@@ -116,6 +116,8 @@ void Cubic::hystart_on_ack(const AckSample& s) {
 
 void Cubic::on_ack(Instant now, const AckSample& s) {
   if (s.rtt.us >= 0) delay_min_ = min_valid(delay_min_, s.rtt.us == 0 ? micros(1) : s.rtt);
+  // Progress after a timeout ends its episode, as in NewReno::on_ack.
+  if (episode_ == cc::Episode::Timeout && s.acked_bytes > 0) episode_ = cc::Episode::None;
   // RFC 9406 4.2 runs its RTT checks after the ACK's window growth, so the
   // ACK that triggers CSS still grows at the slow-start rate.
   const bool hystart = hy_phase_ != HyPhase::Done && cwnd_ < ssthresh_;

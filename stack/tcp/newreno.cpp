@@ -50,6 +50,11 @@ void NewReno::set_mss(uint32_t mss) {
 }
 
 void NewReno::on_ack(Instant, const AckSample& s) {
+  // After a timeout the connection slow-starts without a recovery-exit call
+  // (Linux's Loss state ends without tcp_end_cwnd_reduction). Forward
+  // progress means the next timeout is for new data, so it may reduce
+  // ssthresh again (the "same segment retransmitted" hold of RFC 5681 3.1 ends).
+  if (episode_ == cc::Episode::Timeout && s.acked_bytes > 0) episode_ = cc::Episode::None;
   // RFC 7661 4.3 (and Linux tcp_is_cwnd_limited): a window the application
   // does not fill has not been validated by the network, so it must not grow.
   if (!s.cwnd_limited || s.acked_bytes == 0) return;

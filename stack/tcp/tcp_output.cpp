@@ -11,6 +11,15 @@ uint32_t TcpSocket::receive_space() const {
   return rcvbuf_ > rcv_buf_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_buf_.size()) : 0;
 }
 
+uint32_t TcpSocket::current_mss() const {
+  // Linux tcp_current_mss: SACK blocks we are about to send take room from the
+  // payload, or a full segment would exceed the path MTU (and DF is set).
+  if (!sack_ok_ || ofo_.empty()) return snd_mss_;
+  size_t blocks = std::min<size_t>(ofo_.range_count(), ts_ok_ ? 3 : 4);
+  uint32_t opt = static_cast<uint32_t>(4 + 8 * blocks);  // NOP,NOP,kind,len + blocks
+  return snd_mss_ > opt + 64 ? snd_mss_ - opt : 64;
+}
+
 uint16_t TcpSocket::window_to_advertise() {
   uint32_t space = receive_space();
   uint32_t cur = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
@@ -172,7 +181,8 @@ bool TcpSocket::send_new_data(Instant now, uint32_t room) {
   if (unsent == 0 && !fin_queued_) return false;
   const int32_t wnd_room_s = (snd_una_ + snd_wnd_) - snd_nxt_;
   const uint32_t wnd_room = wnd_room_s > 0 ? static_cast<uint32_t>(wnd_room_s) : 0;
-  uint32_t len = std::min({unsent, snd_mss_, wnd_room});
+  const uint32_t mss = current_mss();
+  uint32_t len = std::min({unsent, mss, wnd_room});
   const bool fin_now = fin_queued_ && len == unsent;
   if (len == 0 && !(fin_now && (wnd_room > 0 || snd_una_ == snd_nxt_))) return false;
   // RFC 6675 / 5681: new data only while the pipe leaves room for it.
@@ -180,7 +190,7 @@ bool TcpSocket::send_new_data(Instant now, uint32_t room) {
     cwnd_limited_ = true;
     return false;
   }
-  if (len > 0 && len < snd_mss_ && !fin_now) {
+  if (len > 0 && len < mss && !fin_now) {
     if (len < unsent) {
       // Limited by the peer's window: sender SWS avoidance (RFC 9293
       // 3.8.6.2.1) waits for the window to open unless nothing is in flight.
@@ -200,7 +210,7 @@ bool TcpSocket::send_new_data(Instant now, uint32_t room) {
   }
   if (snd_una_ == snd_nxt_) user_timeout_start_ = now;
   snd_nxt_ += len + (fin_now ? 1u : 0u);
-  if (len < snd_mss_) {
+  if (len < mss) {
     snd_sml_ = snd_nxt_;
     cork_deadline_ = kNever;
     cork_expired_ = false;

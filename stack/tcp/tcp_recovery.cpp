@@ -63,7 +63,7 @@ bool TcpSocket::send_one_retransmission(Instant now) {
     a = h->first;
     b = h->second;
   }
-  uint32_t len = std::min<uint32_t>(static_cast<uint32_t>(b - a), snd_mss_);
+  uint32_t len = std::min<uint32_t>(static_cast<uint32_t>(b - a), current_mss());
   uint8_t flags = tcpflag::kAck;
   if (fin_sent()) {
     const Seq f = fin_seq();

@@ -1,6 +1,7 @@
 // Socket calls, options and lifecycle of a TCP socket. Error choices follow
 // Linux (net/ipv4/af_inet.c, tcp.c) so the API layer can map them 1:1 to errno.
 #include <algorithm>
+#include <cstdio>
 
 #include "stack/tcp/tcp_layer_impl.hpp"
 #include "stack/tcp/tcp_socket.hpp"
@@ -74,9 +75,9 @@ bool TcpSocket::ensure_rcv_capacity(size_t bytes) {
   // The ring grows on demand up to the receive buffer, so an idle connection
   // costs little memory; growth is amortised, never per segment in steady state.
   if (bytes <= rcv_buf_.capacity()) return true;
-  size_t limit = std::max<size_t>(rcvbuf_, bytes);
-  size_t want = std::max(bytes, std::min(limit, std::max<size_t>(rcv_buf_.capacity() * 2, 16384)));
-  rcv_buf_.reserve(want);
+  // Always at least double: the logical limit (rcvbuf_) may creep up a little
+  // at a time under auto-tuning, and each growth copies the ring.
+  rcv_buf_.reserve(std::max(bytes, std::max<size_t>(rcv_buf_.capacity() * 2, 16384)));
   return true;
 }
 
@@ -187,7 +188,8 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) 
   if (room == 0) return unexpected(SockError::WouldBlock);
   size_t want = std::min(room, data.size());
   if (snd_buf_.free_space() < want) {
-    snd_buf_.reserve(std::min<size_t>(sndbuf_, std::max(snd_buf_.size() + want, snd_buf_.capacity() * 2)));
+    // Physical capacity doubles (amortised); sndbuf_ bounds what is queued.
+    snd_buf_.reserve(std::max(snd_buf_.size() + want, std::max<size_t>(snd_buf_.capacity() * 2, 16384)));
   }
   size_t n = snd_buf_.push(data.first(want));
   more_pending_ = more;
@@ -510,6 +512,19 @@ void TcpSocket::expand_sndbuf() {
     sndbuf_ = target;
     notify();
   }
+}
+
+std::string TcpSocket::debug_string() const {
+  char b[512];
+  std::snprintf(b, sizeof b,
+                "%s una=%u nxt=%u sndq=%zu wnd=%u rcv_nxt=%u adv=%u rcvq=%zu ofo=%zu/%u rec=%d hrxt=%u rp=%u "
+                "sacked=%u ranges=%zu dup=%u cwnd=%u rto=%lld retries=%u rtx@%lld persist=%d",
+                to_string(state_), snd_una_.raw() - iss_.raw(), snd_nxt_.raw() - iss_.raw(), snd_buf_.size(),
+                snd_wnd_, rcv_nxt_.raw() - irs_.raw(), rcv_adv_.raw() - irs_.raw(), rcv_buf_.size(),
+                ofo_.range_count(), ofo_.total_bytes(), int(recovery_), high_rxt_.raw() - iss_.raw(),
+                recovery_point_.raw() - iss_.raw(), sb_.sacked_bytes(), sb_.range_count(), dupacks_,
+                cc_.get().cwnd(), (long long)rtt_.rto().us, retries_, (long long)rtx_deadline_.us, int(persist_));
+  return b;
 }
 
 Instant TcpSocket::next_deadline() const {

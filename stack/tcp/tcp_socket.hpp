@@ -9,6 +9,7 @@
 #include <boost/intrusive/unordered_set.hpp>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "stack/base/addr.hpp"
@@ -113,6 +114,8 @@ class TcpSocket {
   size_t accept_queue_len() const { return accept_q_.size(); }
   int backlog() const { return backlog_; }
   TcpInfo info(Instant now) const;
+  // One line of internal sequence state, for diagnostics (xstack-stat -v, test failures).
+  std::string debug_string() const;
   bool sack_enabled() const { return sack_ok_; }
   bool timestamps_enabled() const { return ts_ok_; }
   uint8_t snd_wscale() const { return snd_wscale_; }
@@ -177,6 +180,7 @@ class TcpSocket {
   void send_probe(Instant now);
   void send_rst(Instant now);
   uint16_t window_to_advertise();
+  uint32_t current_mss() const;
   uint32_t receive_space() const;
   void build_options(TcpOptions& o, uint8_t flags, Instant now);
   uint32_t ts_now(Instant now) const { return uint32_t(now.us / 1000) + ts_offset_; }
