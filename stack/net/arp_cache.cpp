@@ -191,6 +191,13 @@ std::optional<MacAddr> ArpCache::lookup(Instant now, Ipv4Addr next_hop) {
 }
 
 MutBytes ArpCache::enqueue_begin(Instant now, Ipv4Addr next_hop) {
+  // A begin without commit (the caller gave up on the packet) must not leak
+  // its pool buffer.
+  if (pending_buf_ != kNone) {
+    free_bufs_.push_back(uint8_t(pending_buf_));
+    pending_buf_ = kNone;
+    pending_entry_ = kNone;
+  }
   int32_t idx = find(next_hop);
   if (idx == kNone) {
     idx = create(now, next_hop);

@@ -155,6 +155,8 @@ void TcpSocket::on_segment_syn_sent(Instant now, const TcpRepr& seg) {
     snd_buf_seq_ = snd_una_;
     // RTT of the handshake (Karn: only if the SYN was not retransmitted).
     if (retries_ == 0 && rtt_pending_) rtt_.on_sample(now, now - rtt_time_);
+    // RFC 6298 5.7: a retransmitted SYN with no RTT sample leaves a 3 s RTO.
+    else if (retries_ > 0 && !rtt_.has_sample()) rtt_.use_syn_fallback();
     rtt_pending_ = false;
     retries_ = 0;
     rtt_.reset_backoff();

@@ -414,6 +414,15 @@ void TcpLayerImpl::on_cookie_ack(Instant now, TcpSocket* l, const Ipv4Packet& ip
     return;
   }
   counters_.tcp_syncookies_recv++;
+  std::optional<CookieTsOptions> tso;
+  if (seg.opts.ts && cfg_.timestamps) {
+    tso = SynCookies::decode_ts(seg.opts.ts->ecr, cfg_.sack, cfg_.window_scaling);
+    if (!tso) {  // the cookie claims an option we have turned off: forged (Linux)
+      counters_.tcp_syncookies_failed++;
+      send_reset_reply(now, ip.hdr.dst, ip.hdr.src, seg);
+      return;
+    }
+  }
   TcpSocket* c = open();
   c->inherit_from(*l);
   c->local_ = {ip.hdr.dst, seg.dst_port};
@@ -423,8 +432,6 @@ void TcpLayerImpl::on_cookie_ack(Instant now, TcpSocket* l, const Ipv4Packet& ip
   c->bound_ = true;
   insert_connection(c);
   counters_.tcp_passive_opens++;
-  std::optional<CookieTsOptions> tso;
-  if (seg.opts.ts && cfg_.timestamps) tso = SynCookies::decode_ts(seg.opts.ts->ecr);
   c->on_cookie_ack(now, seg, *mss, tso);
   reschedule(c);
 }

@@ -203,10 +203,17 @@ bool TcpSocket::send_new_data(Instant now, uint32_t room) {
   if (len == unsent && len > 0) flags |= tcpflag::kPsh;
   if (fin_now) flags |= tcpflag::kFin;
   send_segment(now, snd_nxt_, flags, sent_off, len, false);
-  if (!rtt_pending_ && len > 0 && recovery_ == Recovery::None) {
-    rtt_pending_ = true;
-    rtt_seq_ = snd_nxt_ + len;
-    rtt_time_ = now;
+  if (len > 0) {
+    // Log the send time; when the log is full the oldest entry is overwritten
+    // (its ACK then simply yields no sample).
+    size_t slot = (tx_log_head_ + tx_log_len_) % kTxLog;
+    if (tx_log_len_ == kTxLog) {
+      tx_log_head_ = (tx_log_head_ + 1) % kTxLog;
+      slot = (tx_log_head_ + kTxLog - 1) % kTxLog;
+    } else {
+      tx_log_len_++;
+    }
+    tx_log_[slot] = TxStamp{snd_nxt_ + len, now};
   }
   if (snd_una_ == snd_nxt_) user_timeout_start_ = now;
   snd_nxt_ += len + (fin_now ? 1u : 0u);

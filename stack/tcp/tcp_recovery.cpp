@@ -79,15 +79,26 @@ bool TcpSocket::send_one_retransmission(Instant now) {
   send_segment(now, a, flags, static_cast<uint32_t>(a - snd_buf_seq_), len, true);
   high_rxt_ = a + len + ((flags & tcpflag::kFin) ? 1u : 0u);
   // Karn: an ACK covering retransmitted data gives no RTT sample.
-  if (rtt_pending_ && a < rtt_seq_) rtt_pending_ = false;
+  tx_log_len_ = 0;
   return true;
 }
 
 void TcpSocket::take_rtt_sample(Instant now, const TcpRepr& seg, Seq acked_to) {
   (void)seg;
-  if (rtt_pending_ && acked_to >= rtt_seq_) {
-    if (recovery_ == Recovery::None) rtt_.on_sample(now, now - rtt_time_);
-    rtt_pending_ = false;
+  last_rtt_sample_ = Duration{-1};
+  // The newest logged segment this ACK covers gives the sample (its send
+  // time is the one that ACK answers; older ones waited for it).
+  bool found = false;
+  Instant sent{};
+  while (tx_log_len_ > 0 && tx_log_[tx_log_head_].end <= acked_to) {
+    sent = tx_log_[tx_log_head_].at;
+    found = true;
+    tx_log_head_ = (tx_log_head_ + 1) % kTxLog;
+    tx_log_len_--;
+  }
+  if (found && recovery_ == Recovery::None) {
+    last_rtt_sample_ = now - sent;
+    rtt_.on_sample(now, last_rtt_sample_);
   }
 }
 
@@ -96,7 +107,7 @@ void TcpSocket::on_ack_advanced(Instant now, uint32_t acked, uint32_t flight_bef
   s.acked_bytes = acked;
   s.bytes_in_flight = flight_before;
   s.cwnd_limited = cwnd_limited_ || flight_before + snd_mss_ >= cc_.get().cwnd();
-  s.rtt = rtt_.has_sample() ? rtt_.latest() : Duration{-1};
+  s.rtt = last_rtt_sample_;  // negative when this ACK gave no sample
   s.min_rtt = rtt_.min_rtt();
   if (recovery_ == Recovery::Fast) {
     maybe_exit_recovery(now);
@@ -122,7 +133,7 @@ void TcpSocket::enter_recovery(Instant now) {
   reno_lost_edge_ = seq_min(snd_una_ + snd_mss_, snd_nxt_);
   cc_.get().on_loss(now, data_in_flight());
   force_rtx_ = true;
-  rtt_pending_ = false;
+  tx_log_len_ = 0;
   layer_.counters().tcp_fast_retrans++;
   if (sack_ok_) layer_.counters().tcp_sack_recovery++;
   else layer_.counters().tcp_reno_recovery++;
@@ -165,7 +176,7 @@ void TcpSocket::on_rto(Instant now) {
   high_rxt_ = snd_una_;
   dupacks_ = 0;
   force_rtx_ = true;
-  rtt_pending_ = false;
+  tx_log_len_ = 0;
   rtt_.backoff();
   transmit(now);
   rtx_deadline_ = now + rtt_.rto();

@@ -4,6 +4,7 @@
 //
 // Threading: none. The engine serialises every call; `now` is passed in.
 #pragma once
+#include <array>
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/set.hpp>
 #include <boost/intrusive/unordered_set.hpp>
@@ -288,7 +289,18 @@ class TcpSocket {
   Seq reno_lost_edge_;      // NewReno (no SACK): the segment presumed lost ends here
   bool force_rtx_ = false;  // RFC 6675 4.3: first retransmission ignores pipe
   uint32_t dupacks_ = 0;
-  bool rtt_pending_ = false;
+  // RTT sampling (RFC 6298 3, Karn's rule): the send time of recent new-data
+  // segments, so most ACKs yield a sample (Linux takes one per ACK as well;
+  // HyStart++ needs several per round). Cleared when anything is retransmitted.
+  struct TxStamp {
+    Seq end;
+    Instant at;
+  };
+  static constexpr size_t kTxLog = 64;
+  std::array<TxStamp, kTxLog> tx_log_{};
+  size_t tx_log_head_ = 0, tx_log_len_ = 0;
+  Duration last_rtt_sample_{-1};
+  bool rtt_pending_ = false;  // handshake RTT only
   Seq rtt_seq_;
   Instant rtt_time_;
   Instant last_send_ = kNever;  // for idle restart

@@ -136,6 +136,7 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
 // ---- receiving ------------------------------------------------------------------
 
 void UdpSocket::ring_write(size_t pos, const uint8_t* src, size_t n) {
+  if (n == 0) return;
   const size_t size = ring_.size();
   pos %= size;
   const size_t first = std::min(n, size - pos);
@@ -144,6 +145,7 @@ void UdpSocket::ring_write(size_t pos, const uint8_t* src, size_t n) {
 }
 
 void UdpSocket::ring_read(size_t pos, uint8_t* dst, size_t n) const {
+  if (n == 0) return;
   const size_t size = ring_.size();
   pos %= size;
   const size_t first = std::min(n, size - pos);

@@ -43,6 +43,8 @@ class UdpSocket {
 
   // sendto(2)/send(2). dst overrides the connected peer.
   Expected<size_t, SockError> send_to(Instant now, Bytes payload, std::optional<Endpoint> dst = std::nullopt);
+  // send(2): to the connected peer.
+  Expected<size_t, SockError> send(Instant now, Bytes payload) { return send_to(now, payload, std::nullopt); }
   // recvfrom(2). Copies at most out.size() bytes of the next datagram; the
   // rest of it is discarded unless peek (MSG_PEEK). WouldBlock when empty.
   Expected<UdpRecv, SockError> recv_from(MutBytes out, bool peek = false);

@@ -59,7 +59,7 @@ TEST_P(SimTransfer64, SixtyFourMiBEachWay) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Loss, SimTransfer64, ::testing::Values(0.0, 0.01, 0.05),
-                         [](const auto& info) { return "loss" + std::to_string(int(info.param * 100)) + "pct"; });
+                         [](const auto& p) { return "loss" + std::to_string(int(p.param * 100)) + "pct"; });
 
 }  // namespace
 }  // namespace xs::test

@@ -36,6 +36,7 @@ void CaptureIp::commit() {
   s.dst = cur_.dst;
   s.src_port = r->src_port;
   s.dst_port = r->dst_port;
+  s.raw = buf_;
   sent.push_back(std::move(s));
   params.push_back(cur_);
 }

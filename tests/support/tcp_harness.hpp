@@ -49,6 +49,7 @@ struct Sent {
   std::string payload;
   Ipv4Addr src, dst;
   uint16_t src_port = 0, dst_port = 0;
+  std::vector<uint8_t> raw;  // the TCP header and payload as emitted (option layout checks)
   bool has(uint8_t f) const { return (flags & f) != 0; }
 };
 

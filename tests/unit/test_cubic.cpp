@@ -198,6 +198,17 @@ TEST(Cubic, RtoResetsEpochAndWmax) {
   EXPECT_DOUBLE_EQ(c.k_seconds(), 0.0);
 }
 
+TEST(Cubic, LossAfterTimeoutRecoveryReducesAgain) {
+  Cubic c;
+  c.init(kT0, kMss);
+  c.on_rto(kT0, 100 * kMss);  // ssthresh 70
+  for (int i = 0; i < 69; ++i) c.on_ack(kT0, ack(kMss));
+  ASSERT_EQ(c.cwnd(), 70 * kMss);
+  c.on_loss(kT0, 70 * kMss);
+  EXPECT_EQ(c.ssthresh(), 49 * kMss);
+  EXPECT_DOUBLE_EQ(c.w_max(), 70.0);
+}
+
 TEST(Cubic, UndoRestoresWindowAndWmax) {
   auto c = after_loss_at_100();  // W_max 100, cwnd 70
   c.on_loss(kT0, 70 * kMss);     // W_max 59.5, cwnd 49

@@ -119,6 +119,22 @@ TEST(NewReno, RtoGoesToOneMssAndHoldsSsthreshWhenRepeated) {
   EXPECT_EQ(r.ssthresh(), 2 * kMss);
 }
 
+TEST(NewReno, TimeoutEpisodeEndsOnProgressWithoutRecoveryExit) {
+  // The connection never calls on_recovery_exit after an RTO; once the
+  // retransmission is acknowledged, a later loss is a new reduction.
+  auto r = fresh();
+  r.on_rto(kT0, 40 * kMss);  // ssthresh 20
+  for (int i = 0; i < 19; ++i) r.on_ack(kT0, ack(kMss));
+  ASSERT_EQ(r.cwnd(), 20 * kMss);
+  r.on_loss(kT0, 20 * kMss);
+  EXPECT_EQ(r.ssthresh(), 10 * kMss);
+  EXPECT_EQ(r.cwnd(), 10 * kMss);
+  // Undo now goes back to the state just before this loss.
+  r.undo();
+  EXPECT_EQ(r.cwnd(), 20 * kMss);
+  EXPECT_EQ(r.ssthresh(), 20 * kMss);
+}
+
 TEST(NewReno, UndoRestoresStateBeforeReduction) {
   auto r = fresh();
   for (int i = 0; i < 10; ++i) r.on_ack(kT0, ack(kMss));  // cwnd 20 MSS
