@@ -5,6 +5,7 @@
 namespace xs {
 
 bool Assembler::add(uint32_t offset, uint32_t len) {
+  if (r_.empty()) r_.resize(max_);
   if (len == 0) return true;
   // 64-bit ends: offset + len cannot wrap (offsets are window-bounded in
   // practice, but a hostile peer must not be able to corrupt the bookkeeping).
@@ -17,7 +18,7 @@ bool Assembler::add(uint32_t offset, uint32_t len) {
   size_t last = first;
   while (last < n_ && r_[last].offset <= hi) ++last;
   const size_t merged = last - first;
-  if (merged == 0 && n_ == kMaxRanges) return false;
+  if (merged == 0 && n_ == max_) return false;
   if (merged > 0) {
     lo = std::min<uint64_t>(lo, r_[first].offset);
     hi = std::max<uint64_t>(hi, uint64_t{r_[last - 1].offset} + r_[last - 1].len);

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "stack/base/seq.hpp"
 #include "stack/wire/tcp.hpp"
@@ -24,7 +25,12 @@ namespace xs {
 
 class Assembler {
  public:
-  static constexpr size_t kMaxRanges = 32;
+  // Drop-tail queues in slow start lose every other segment, so a window can
+  // hold hundreds of holes; storage for the ranges is allocated at the first
+  // out-of-order event of a connection (not per segment).
+  static constexpr size_t kMaxRanges = 1024;
+
+  explicit Assembler(size_t max_ranges = kMaxRanges) : max_(max_ranges) {}
 
   // Records [offset, offset + len) (relative to rcv_nxt) as received. Overlaps
   // and duplicates merge. Returns false, changing nothing, if the result would
@@ -60,7 +66,8 @@ class Assembler {
   std::span<const Range> ranges() const { return {r_.data(), n_}; }
 
  private:
-  std::array<Range, kMaxRanges> r_{};
+  size_t max_;
+  std::vector<Range> r_;  // max_ slots once in use
   size_t n_ = 0;
   uint64_t clock_ = 0;
 };

@@ -28,6 +28,7 @@ void SackScoreboard::on_ack(Seq snd_una) {
 }
 
 uint32_t SackScoreboard::insert(Seq left, Seq right) {
+  if (r_.empty()) r_.resize(max_ + 1);
   // Ranges [first, last) overlap or touch [left, right); they merge into one.
   size_t first = 0;
   while (first < n_ && r_[first].right < left) ++first;
@@ -47,7 +48,7 @@ uint32_t SackScoreboard::insert(Seq left, Seq right) {
   }
   const size_t merged = last - first;
   if (merged == 0) {
-    // r_ has kMaxRanges + 1 slots and n_ <= kMaxRanges here.
+    // r_ has max_ + 1 slots and n_ <= max_ here.
     std::move_backward(r_.begin() + first, r_.begin() + n_, r_.begin() + n_ + 1);
     ++n_;
   } else if (merged > 1) {
@@ -57,7 +58,7 @@ uint32_t SackScoreboard::insert(Seq left, Seq right) {
   r_[first] = SackBlock{lo, hi};
   sacked_ += span_len(lo, hi);
 
-  if (n_ > kMaxRanges) {
+  if (n_ > max_) {
     // Over capacity: forget the smallest range below the top one (ties: the
     // lowest). It carries the least information for IsLost and costs the
     // fewest bytes if it is retransmitted needlessly; the top range is kept

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 #include <utility>
 
 #include "stack/base/seq.hpp"
@@ -23,7 +24,12 @@ namespace xs {
 
 class SackScoreboard {
  public:
-  static constexpr size_t kMaxRanges = 32;
+  // Drop-tail queues in slow start lose every other segment, so a window can
+  // hold hundreds of holes; storage for the ranges is allocated at the first
+  // out-of-order event of a connection (not per segment).
+  static constexpr size_t kMaxRanges = 1024;
+
+  explicit SackScoreboard(size_t max_ranges = kMaxRanges) : max_(max_ranges) {}
 
   void reset() { n_ = 0; sacked_ = 0; }
 
@@ -66,7 +72,8 @@ class SackScoreboard {
   uint32_t insert(Seq left, Seq right);
 
   // One spare slot: a block is merged in first, then the capacity rule runs.
-  std::array<SackBlock, kMaxRanges + 1> r_{};
+  size_t max_;
+  std::vector<SackBlock> r_;  // max_ + 1 slots once in use
   size_t n_ = 0;
   uint32_t sacked_ = 0;
 };

@@ -321,8 +321,16 @@ bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
 // RFC 9293 3.10.7.4 (all synchronized states).
 void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
   if (!check_paws(now, seg)) return;
+  // Simultaneous open (RFC 9293 figure 8, step 4): in SYN-RECEIVED reached
+  // from SYN-SENT, the peer's SYN-ACK repeats its SYN (SEG.SEQ = IRS, so the
+  // sequence check below would reject it) and acknowledges ours. Linux
+  // (tcp_validate_incoming) lets exactly this segment through; it completes
+  // the handshake and, being a retransmitted SYN, is acknowledged.
+  const bool simopen_synack = state_ == TcpState::SynReceived && !listener_ && seg.has(tcpflag::kSyn) &&
+                              seg.has(tcpflag::kAck) && !seg.has(tcpflag::kRst) && seg.seq == irs_ &&
+                              seg.ack == snd_nxt_;
   // First: sequence number.
-  if (!check_seq_acceptable(seg)) {
+  if (!simopen_synack && !check_seq_acceptable(seg)) {
     if (!seg.has(tcpflag::kRst)) {
       // A retransmitted SYN while we wait in SYN-RECEIVED: repeat the SYN-ACK.
       if (state_ == TcpState::SynReceived && seg.has(tcpflag::kSyn) && seg.seq == irs_) {
@@ -349,7 +357,7 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
     ts_recent_stamp_ = now;
   }
   // Fourth: SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
-  if (seg.has(tcpflag::kSyn)) {
+  if (seg.has(tcpflag::kSyn) && !simopen_synack) {
     if (state_ == TcpState::SynReceived && seg.seq == irs_) {
       snd_nxt_ = iss_;
       send_syn(now, true);
@@ -387,12 +395,14 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
     rtt_.reset_backoff();
     rtx_deadline_ = kNever;
     state_deadline_ = kNever;
-    snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
+    // RFC 7323 2.2: the window of a SYN-ACK is never scaled.
+    snd_wnd_ = simopen_synack ? uint32_t(seg.window) : uint32_t(seg.window) << snd_wscale_;
     max_snd_wnd_ = snd_wnd_;
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;
     enter_established(now);
     move_to_accept_queue(now);
+    if (simopen_synack) schedule_ack(now, true);
   } else {
     if (!process_ack(now, seg)) return;  // RFC 5961 5.2: unacceptable ACK, segment dropped
     if (state_ == TcpState::Closed) return;

@@ -452,6 +452,9 @@ void TcpLayerImpl::on_icmp_error(Instant now, uint8_t type, uint8_t code, uint16
 // ---- timers ------------------------------------------------------------------
 
 void TcpLayerImpl::poll(Instant now) {
+  // Sockets released by user calls (close from an observer callback, say) are
+  // freed here, outside any iteration over them.
+  flush_destroyed();
   while (!timers_.empty() && timers_.begin()->timer_key_ <= now) {
     TcpSocket& s = *timers_.begin();
     timers_.erase(timers_.begin());
@@ -463,6 +466,7 @@ void TcpLayerImpl::poll(Instant now) {
 }
 
 Instant TcpLayerImpl::poll_at() const {
+  if (!to_destroy_.empty()) return Instant{};
   return timers_.empty() ? kNever : timers_.begin()->timer_key_;
 }
 

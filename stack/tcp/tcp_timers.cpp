@@ -34,9 +34,11 @@ void TcpSocket::on_timers(Instant now) {
         error_.reset();
         return;
       case TcpState::FinWait2:
-        // Linux: an orphan in FIN_WAIT_2 past tcp_fin_timeout is reset.
+        // Linux: an orphan in FIN_WAIT_2 lives tcp_fin_timeout as a TIME_WAIT
+        // mini-socket (substate FIN_WAIT2) and then vanishes silently
+        // (inet_twsk_kill); no RST is sent.
         if (orphaned()) {
-          abort_with_rst(now, SockError::ConnectionReset);
+          reset_connection(now, SockError::ConnectionReset);
           error_.reset();
           return;
         }

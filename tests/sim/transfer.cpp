@@ -32,6 +32,12 @@ TransferResult run_transfer(const TransferSpec& spec) {
                           }
                         },
                         [&] { return (!server && !l->accept_queue_empty()) ? net.sim.now() : kNever; }});
+  if (spec.measure_from.us > 0) {
+    net.sim.at(t0 + spec.measure_from, [&] {
+      res.b_received_at_measure = server ? server->received() : 0;
+      res.ab_bytes_at_measure = net.link.stats_ab().bytes_sent;
+    });
+  }
   auto both_done = [&] {
     return server && client.peer_finished() && server->peer_finished() && client.sent() == spec.a_to_b &&
            server->sent() == spec.b_to_a;

@@ -13,6 +13,8 @@ struct TransferResult {
   uint64_t a_received = 0, b_received = 0;
   uint64_t a_sent_digest = 0, b_recv_digest = 0, b_sent_digest = 0, a_recv_digest = 0;
   Instant finished;
+  uint64_t b_received_at_measure = 0;  // bytes B had received at spec.measure_from
+  uint64_t ab_bytes_at_measure = 0;    // link bytes A->B sent by then
   TcpInfo a_info, b_info;
   LinkStats ab, ba;
   StackCounters a_counters, b_counters;
@@ -30,6 +32,7 @@ struct TransferSpec {
   const char* cc = "cubic";
   Duration limit = seconds(600);
   bool wait_time_wait = true;  // run on until TIME_WAIT has expired
+  Duration measure_from{0};    // steady-state window starts here (0: whole run)
 };
 
 TransferResult run_transfer(const TransferSpec& spec);

@@ -35,12 +35,19 @@ void fill_stream(uint64_t id, uint64_t offset, MutBytes out) {
   for (size_t k = 0; k < out.size(); ++k) out[k] = stream_byte(id, offset + k);
 }
 
-StreamApp::StreamApp(TcpSocket* s, uint64_t send_id, uint64_t to_send, uint64_t recv_id)
-    : s_(s), send_id_(send_id), to_send_(to_send), recv_id_(recv_id), buf_(65536), out_(65536) {
+StreamApp::StreamApp(TcpSocket* s, uint64_t send_id, uint64_t to_send, uint64_t recv_id, size_t chunk)
+    : s_(s), send_id_(send_id), to_send_(to_send), recv_id_(recv_id), buf_(chunk), out_(chunk) {
   s_->set_observer(this, nullptr);
 }
 
+void StreamApp::on_socket_event(void*) {
+  if (dirty_ || closed_) return;
+  dirty_ = true;
+  if (runner_) runner_->mark(this);
+}
+
 StreamApp::~StreamApp() {
+  if (runner_) runner_->remove(this);
   if (!closed_ && s_) s_->set_observer(nullptr, nullptr);
 }
 
@@ -107,17 +114,26 @@ bool StreamApp::step(Instant now) {
 }
 
 AppRunner::AppRunner(Simulator& sim) : sim_(sim) {
+  // Only apps whose socket reported an event run (like an epoll loop).
   sim_.add_pollable({[this](Instant now) {
-                       for (StreamApp* a : apps_) {
-                         if (a->wants_step()) a->step(now);
+                       running_.swap(ready_);
+                       for (StreamApp* a : running_) {
+                         if (a && a->wants_step()) a->step(now);
                        }
+                       running_.clear();
                      },
-                     [this] {
-                       for (StreamApp* a : apps_) {
-                         if (a->wants_step() && !a->done()) return sim_.now();
-                       }
-                       return kNever;
-                     }});
+                     [this] { return ready_.empty() ? kNever : sim_.now(); }});
+}
+
+void AppRunner::add(StreamApp* app) {
+  app->runner_ = this;
+  if (app->dirty_) ready_.push_back(app);
+}
+
+void AppRunner::remove(StreamApp* app) {
+  for (auto& p : ready_) if (p == app) p = nullptr;
+  for (auto& p : running_) if (p == app) p = nullptr;
+  app->runner_ = nullptr;
 }
 
 }  // namespace xs::test

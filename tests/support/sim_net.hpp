@@ -50,14 +50,16 @@ struct Fnv64 {
 // One TCP connection's application: writes `to_send` bytes of stream
 // `send_id`, reads and verifies stream `recv_id`, then shuts down writing
 // and closes once the peer's FIN arrived.
+class AppRunner;
+
 class StreamApp final : public SocketObserver {
  public:
-  StreamApp(TcpSocket* s, uint64_t send_id, uint64_t to_send, uint64_t recv_id);
+  StreamApp(TcpSocket* s, uint64_t send_id, uint64_t to_send, uint64_t recv_id, size_t chunk = 65536);
   ~StreamApp() override;
   // Does whatever the socket allows now. Returns true if it did something.
   bool step(Instant now);
   bool wants_step() const { return dirty_; }
-  void on_socket_event(void*) override { dirty_ = true; }
+  void on_socket_event(void*) override;
 
   TcpSocket* socket() const { return s_; }
   bool done() const { return closed_; }
@@ -73,6 +75,8 @@ class StreamApp final : public SocketObserver {
   bool close_now(Instant now);
 
  private:
+  friend class AppRunner;
+  AppRunner* runner_ = nullptr;
   TcpSocket* s_;
   uint64_t send_id_, to_send_, recv_id_;
   uint64_t sent_ = 0, received_ = 0;
@@ -88,11 +92,12 @@ class StreamApp final : public SocketObserver {
 class AppRunner {
  public:
   explicit AppRunner(Simulator& sim);
-  void add(StreamApp* app) { apps_.push_back(app); }
-  std::vector<StreamApp*>& apps() { return apps_; }
+  void add(StreamApp* app);
+  void remove(StreamApp* app);
+  void mark(StreamApp* app) { ready_.push_back(app); }
 
  private:
-  std::vector<StreamApp*> apps_;
+  std::vector<StreamApp*> ready_, running_;
   Simulator& sim_;
 };
 

@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "tests/support/tcp_harness.hpp"
 
 namespace xs {
+
+inline void PrintTo(TcpState s, std::ostream* os) { *os << to_string(s); }
+inline void PrintTo(SockError e, std::ostream* os) { *os << to_string(e); }
 
 // Read-only access to TCB fields the socket API does not expose.
 struct TcpSocketTestAccess {
@@ -41,11 +45,21 @@ struct Want {
 };
 
 inline void check(const Sent& s, const Want& w, const char* what = "") {
-  if (w.flags) EXPECT_EQ(flags_str(s.flags), flags_str(*w.flags)) << what;
-  if (w.seq) EXPECT_EQ(s.seq, *w.seq) << what;
-  if (w.ack) EXPECT_EQ(s.ack, *w.ack) << what;
-  if (w.window) EXPECT_EQ(s.window, *w.window) << what;
-  if (w.payload) EXPECT_EQ(s.payload, *w.payload) << what;
+  if (w.flags) {
+    EXPECT_EQ(flags_str(s.flags), flags_str(*w.flags)) << what;
+  }
+  if (w.seq) {
+    EXPECT_EQ(s.seq, *w.seq) << what;
+  }
+  if (w.ack) {
+    EXPECT_EQ(s.ack, *w.ack) << what;
+  }
+  if (w.window) {
+    EXPECT_EQ(s.window, *w.window) << what;
+  }
+  if (w.payload) {
+    EXPECT_EQ(s.payload, *w.payload) << what;
+  }
 }
 
 inline Bytes as_bytes(const std::string& d) { return Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()); }
@@ -68,6 +82,12 @@ inline std::string recv_str(TcpSocket* s, Instant t, size_t max = 1 << 20) {
 inline Expected<size_t, SockError> recv_raw(TcpSocket* s, Instant t) {
   uint8_t buf[64];
   return s->recv(t, MutBytes(buf, sizeof buf));
+}
+
+// recv() that must return 0 (end of stream).
+inline bool recv_eof(TcpSocket* s, Instant t) {
+  auto r = recv_raw(s, t);
+  return r.has_value() && *r == 0;
 }
 
 // A connection accepted through the listener. The SYN arrives at `syn_at`,
@@ -98,7 +118,6 @@ struct Passive {
   // Our sequence number `off` bytes after the SYN; the peer's likewise.
   uint32_t L(uint32_t off = 0) const { return iss + 1 + off; }
   static uint32_t R(uint32_t off = 0) { return kRemoteIss + 1 + off; }
-  TcpSocketTestAccess* access() { return nullptr; }
 };
 
 inline Seg syn_with_all_options(uint32_t tsval = 100) {

@@ -8,6 +8,10 @@
 namespace xs {
 namespace {
 
+// The capacity tests use a small table; production tables hold kMaxRanges.
+constexpr size_t kCap = 32;
+
+
 SackBlock blk(uint32_t l, uint32_t r) { return SackBlock{Seq(l), Seq(r)}; }
 
 std::vector<SackBlock> ranges_of(const SackScoreboard& sb) {
@@ -23,7 +27,7 @@ using Hole = std::optional<std::pair<Seq, Seq>>;
 Hole hole(uint32_t a, uint32_t b) { return std::pair{Seq(a), Seq(b)}; }
 
 TEST(SackScoreboard, RecordsAndMerges) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   EXPECT_EQ(upd(sb, 1000, 9000, {blk(2000, 3000)}), 1000u);
   EXPECT_EQ(upd(sb, 1000, 9000, {blk(4000, 5000), blk(2000, 3000)}), 1000u)
       << "repeated blocks are not new";
@@ -39,7 +43,7 @@ TEST(SackScoreboard, RecordsAndMerges) {
 }
 
 TEST(SackScoreboard, OverlappingBlocksInOneAckCountedOnce) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   // The second block is not a superset of the first, so this is no D-SACK.
   bool dsack = true;
   EXPECT_EQ(upd(sb, 0, 10000, {blk(100, 300), blk(200, 400), blk(350, 500)}, &dsack), 400u);
@@ -48,7 +52,7 @@ TEST(SackScoreboard, OverlappingBlocksInOneAckCountedOnce) {
 }
 
 TEST(SackScoreboard, IgnoresBlocksOutsideWindow) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   // Beyond snd_nxt, inverted and empty blocks are ignored. (Not first, so no D-SACK check.)
   EXPECT_EQ(upd(sb, 1000, 5000, {blk(2000, 2100), blk(4000, 5001), blk(3000, 2900), blk(3000, 3000)}),
             100u);
@@ -62,7 +66,7 @@ TEST(SackScoreboard, IgnoresBlocksOutsideWindow) {
 }
 
 TEST(SackScoreboard, DsackBelowCumulativeAck) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   bool dsack = false;
   // RFC 2883 4.1.1: duplicate of already-acked data, reported alone.
   EXPECT_EQ(upd(sb, 4000, 9000, {blk(3000, 3500)}, &dsack), 0u);
@@ -78,7 +82,7 @@ TEST(SackScoreboard, DsackBelowCumulativeAck) {
 }
 
 TEST(SackScoreboard, DsackFirstBlockStraddlingUna) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   bool dsack = false;
   // A genuine SACK block never starts below the cumulative ACK, so a first
   // block starting below it is a D-SACK even if it reaches past snd_una
@@ -89,7 +93,7 @@ TEST(SackScoreboard, DsackFirstBlockStraddlingUna) {
 }
 
 TEST(SackScoreboard, DsackContainedInSecondBlock) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   bool dsack = false;
   // RFC 2883 4.1.2: duplicate of out-of-order data; the second block is the
   // (larger) block holding it, and is recorded.
@@ -105,7 +109,7 @@ TEST(SackScoreboard, DsackContainedInSecondBlock) {
 }
 
 TEST(SackScoreboard, DsackIgnoresFirstBlockBeyondSndNxt) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   bool dsack = true;
   EXPECT_EQ(upd(sb, 4000, 9000, {blk(3000, 9500)}, &dsack), 0u);
   EXPECT_FALSE(dsack);
@@ -113,7 +117,7 @@ TEST(SackScoreboard, DsackIgnoresFirstBlockBeyondSndNxt) {
 }
 
 TEST(SackScoreboard, OnAckTrims) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   upd(sb, 0, 10000, {blk(1000, 2000), blk(3000, 4000), blk(5000, 6000)});
   sb.on_ack(Seq(3500));
   EXPECT_EQ(ranges_of(sb), (std::vector<SackBlock>{blk(3500, 4000), blk(5000, 6000)}));
@@ -125,14 +129,14 @@ TEST(SackScoreboard, OnAckTrims) {
 }
 
 TEST(SackScoreboard, UpdateTrimsBelowNewUna) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   upd(sb, 0, 10000, {blk(1000, 2000)});
   EXPECT_EQ(upd(sb, 1500, 10000, {}), 0u);
   EXPECT_EQ(ranges_of(sb), (std::vector<SackBlock>{blk(1500, 2000)}));
 }
 
 TEST(SackScoreboard, QueriesSackedAndHighest) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   upd(sb, 0, 10000, {blk(1000, 2000), blk(3000, 4000)});
   EXPECT_FALSE(sb.is_sacked(Seq(999)));
   EXPECT_TRUE(sb.is_sacked(Seq(1000)));
@@ -152,7 +156,7 @@ TEST(SackScoreboard, QueriesSackedAndHighest) {
 
 TEST(SackScoreboard, IsLostByteThresholdBoundary) {
   constexpr uint32_t kMss = 1000;
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   // Exactly (DupThresh-1)*SMSS = 2000 bytes SACKed above seq 0: not lost
   // (RFC 6675 says "more than").
   upd(sb, 0, 100000, {blk(1000, 3000)});
@@ -170,7 +174,7 @@ TEST(SackScoreboard, IsLostByteThresholdBoundary) {
 
 TEST(SackScoreboard, IsLostDiscontiguousThresholdBoundary) {
   constexpr uint32_t kMss = 1000;
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   // Two small discontiguous SACKed runs above seq: not lost.
   upd(sb, 0, 100000, {blk(1000, 1100), blk(2000, 2100)});
   EXPECT_FALSE(sb.is_lost(Seq(0), kMss));
@@ -187,7 +191,7 @@ TEST(SackScoreboard, IsLostDiscontiguousThresholdBoundary) {
 }
 
 TEST(SackScoreboard, NextHole) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   upd(sb, 1000, 10000, {blk(2000, 3000), blk(4000, 5000)});
   EXPECT_EQ(sb.next_hole(Seq(1000), Seq(5000)), hole(1000, 2000));
   EXPECT_EQ(sb.next_hole(Seq(1500), Seq(5000)), hole(1500, 2000));
@@ -203,7 +207,7 @@ TEST(SackScoreboard, NextHole) {
 }
 
 TEST(SackScoreboard, WrapAroundNear2To32) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   const uint32_t una = 0xffffff00u;
   const uint32_t nxt = 0x00001000u;
   bool dsack = true;
@@ -229,30 +233,30 @@ TEST(SackScoreboard, WrapAroundNear2To32) {
 }
 
 TEST(SackScoreboard, CapacityDropsSmallestButKeepsHighest) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   // 32 ranges of 100 bytes; range #5 is smaller (10 bytes).
-  for (uint32_t i = 0; i < SackScoreboard::kMaxRanges; ++i) {
+  for (uint32_t i = 0; i < kCap; ++i) {
     uint32_t l = 1000 + i * 1000;
     upd(sb, 0, 1000000, {blk(l, l + (i == 5 ? 10 : 100))});
   }
-  ASSERT_EQ(sb.range_count(), SackScoreboard::kMaxRanges);
+  ASSERT_EQ(sb.range_count(), kCap);
   // A 33rd range: the smallest (#5) is forgotten.
   EXPECT_EQ(upd(sb, 0, 1000000, {blk(500000, 500100)}), 100u);
-  EXPECT_EQ(sb.range_count(), SackScoreboard::kMaxRanges);
+  EXPECT_EQ(sb.range_count(), kCap);
   EXPECT_FALSE(sb.is_sacked(Seq(6000)));
   EXPECT_TRUE(sb.is_sacked(Seq(500000)));
   EXPECT_EQ(sb.sacked_bytes(), 32u * 100u);
   // A tiny new top range is kept even though it is the smallest.
   EXPECT_EQ(upd(sb, 0, 1000000, {blk(600000, 600001)}), 1u);
   EXPECT_EQ(sb.highest_sacked(), Seq(600001));
-  EXPECT_EQ(sb.range_count(), SackScoreboard::kMaxRanges);
+  EXPECT_EQ(sb.range_count(), kCap);
   uint32_t sum = 0;
   for (const auto& b : sb.ranges()) sum += static_cast<uint32_t>(b.right - b.left);
   EXPECT_EQ(sb.sacked_bytes(), sum);
 }
 
 TEST(SackScoreboard, ResetClears) {
-  SackScoreboard sb;
+  SackScoreboard sb(kCap);
   upd(sb, 0, 1000, {blk(100, 200)});
   sb.reset();
   EXPECT_EQ(sb.range_count(), 0u);
@@ -266,7 +270,7 @@ TEST(SackScoreboard, RandomizedAgainstBitmapModel) {
   std::mt19937 rng(4242);
   const uint32_t base = 0xfffff000u;  // crosses 2^32 during the run
   for (int round = 0; round < 100; ++round) {
-    SackScoreboard sb;
+    SackScoreboard sb(kCap);
     uint32_t una = base, nxt = base + 3000;
     std::vector<bool> s(3000, false);  // index = seq - una
     for (int op = 0; op < 200; ++op) {
@@ -287,7 +291,7 @@ TEST(SackScoreboard, RandomizedAgainstBitmapModel) {
         ASSERT_EQ(got, want_new);
         for (uint32_t i = l; i < r; ++i) s[i] = true;
       }
-      if (sb.range_count() == SackScoreboard::kMaxRanges) break;  // model ignores eviction
+      if (sb.range_count() == kCap) break;  // model ignores eviction
       uint32_t total = 0;
       for (bool b : s) total += b;
       ASSERT_EQ(sb.sacked_bytes(), total);
