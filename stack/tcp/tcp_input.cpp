@@ -252,6 +252,7 @@ void TcpSocket::update_send_window(const TcpRepr& seg) {
     if (opened && persist_) {
       persist_ = false;
       probes_ = 0;
+      rtt_.reset_backoff();  // Linux tcp_ack_probe: icsk_backoff = 0
       rtx_deadline_ = kNever;
     }
   }
@@ -269,6 +270,10 @@ bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
     return false;
   }
   last_ack_rcv_ = now;
+  // Linux tcp_ack: any acceptable ACK shows the peer is alive, so the count of
+  // unanswered zero-window probes starts again (a peer that keeps answering
+  // with a zero window is probed forever, RFC 9293 3.8.6.1).
+  probes_ = 0;
   const uint32_t flight_before = data_in_flight();
   bool dsack = false;
   uint32_t newly_sacked = 0;

@@ -126,8 +126,11 @@ void TcpSocket::on_retransmit_timer(Instant now) {
     probes_++;
     layer_.counters().tcp_zero_window_probes++;
     send_probe(now);
-    Duration next = rtt_.rto() * (int64_t(1) << std::min<uint32_t>(probes_, 12));
-    rtx_deadline_ = now + std::min(next, c.rto_max);
+    // The backoff lives in the RTO estimator (Linux icsk_backoff), not in
+    // probes_: answered probes reset probes_ (see process_ack) but the
+    // interval keeps doubling until the window opens (tcp_probe0_when).
+    rtt_.backoff();
+    rtx_deadline_ = now + rtt_.rto();
     return;
   }
   if (snd_una_ == snd_nxt_) return;

@@ -99,8 +99,8 @@ struct Passive {
   std::optional<uint32_t> our_tsval;  // TSval in our SYN-ACK, when timestamps are on
 
   explicit Passive(TcpConfig cfg = TcpHarness::default_config(), Seg syn = TcpHarness::default_syn(),
-                   Instant syn_at = at_ms(0), Instant ack_at = at_ms(0))
-      : h(cfg) {
+                   Instant syn_at = at_ms(0), Instant ack_at = at_ms(0), uint64_t seed = 1)
+      : h(cfg, seed) {
     TcpSocket* l = h.listener();
     h.recv(syn_at, syn);
     Sent sa = h.expect_one();

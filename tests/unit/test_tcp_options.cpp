@@ -177,7 +177,7 @@ TEST(TcpOptions, SynAckWithAllOptions) {
   sa.ts = TcpTimestamps{777, syn.opts.ts->val};
   sa.window = 1000;
   sa.wscale = 2;
-  h.recv(at_ms(10), sa);
+  h.recv(at_ms(10), sa, kRemotePort, syn.src_port);
   Sent ack = h.expect_one();
   check(ack, {.flags = kA, .seq = syn.seq + 1, .ack = kRemoteIss + 1});
   ASSERT_TRUE(ack.opts.ts.has_value());
@@ -190,7 +190,7 @@ TEST(TcpOptions, SynAckWithAllOptions) {
   // ... every later one is: 1000 << 2.
   Seg a{.flags = kA, .seq = kRemoteIss + 1, .ack = syn.seq + 1, .window = 1000};
   a.ts = TcpTimestamps{778, ack.opts.ts->val};
-  h.recv(at_ms(20), a);
+  h.recv(at_ms(20), a, kRemotePort, syn.src_port);
   EXPECT_EQ(TcpSocketTestAccess::snd_wnd(*s), 4000u);
 }
 
