@@ -170,8 +170,12 @@ bool TcpSocket::nagle_allows(Instant now, uint32_t len) {
   if (opt_.nodelay) return true;
   // RFC 896 with Minshall's refinement (Linux tcp_nagle_check): hold a small
   // segment only while an earlier small segment is unacknowledged.
+  // Linux tcp_minshall_check: after(snd_sml, snd_una) && !after(snd_sml, snd_nxt).
+  // The upper bound matters: before any small segment is sent snd_sml_ holds
+  // no sequence of this connection, and a one-sided test would hold data on
+  // about half of all ISNs.
   if (snd_una_ == snd_nxt_) return true;
-  return snd_sml_ <= snd_una_;
+  return !(snd_sml_ > snd_una_ && snd_sml_ <= snd_nxt_);
 }
 
 bool TcpSocket::send_new_data(Instant now, uint32_t room) {

@@ -180,6 +180,12 @@ void TcpSocket::on_rto(Instant now) {
   rtt_.backoff();
   transmit(now);
   rtx_deadline_ = now + rtt_.rto();
+  // Linux tcp_clamp_rto_to_user_timeout: never sleep past TCP_USER_TIMEOUT,
+  // so the connection is dropped when it expires, not at the next backoff.
+  if (opt_.user_timeout.us > 0 && user_timeout_start_ != kNever) {
+    const Instant expiry = user_timeout_start_ + opt_.user_timeout;
+    if (expiry < rtx_deadline_) rtx_deadline_ = expiry > now ? expiry : now + millis(1);
+  }
 }
 
 }  // namespace xs

@@ -150,8 +150,12 @@ void TcpSocket::on_keepalive_timer(Instant now) {
     keepalive_deadline_ = last_rcv_ + keepalive_idle();
     return;
   }
-  bool user_expired = opt_.user_timeout.us > 0 && probes_ > 0 && elapsed >= opt_.user_timeout;
-  if (probes_ >= keepalive_count() || user_expired) {
+  // Linux tcp_keepalive_timer: with TCP_USER_TIMEOUT set, the connection
+  // dies when it has been silent that long with a probe outstanding, and the
+  // probe count (TCP_KEEPCNT) is not consulted; without it, after keep_count probes.
+  const bool give_up = opt_.user_timeout.us > 0 ? (probes_ > 0 && elapsed >= opt_.user_timeout)
+                                                : probes_ >= keepalive_count();
+  if (give_up) {
     layer_.counters().tcp_keepalive_timeouts++;
     abort_with_rst(now, soft_error_.value_or(SockError::TimedOut));
     return;

@@ -355,6 +355,8 @@ TEST(SimLink, DropTailQueueWhenBursting) {
   EXPECT_EQ(rx.got.size(), 5u);
   for (uint32_t i = 100; i < 106; ++i) ASSERT_TRUE(send_frame(link.a(), 1000, i));
   EXPECT_EQ(link.stats_ab().frames_dropped_queue, 91u);
+  EXPECT_EQ(link.stats_ab().bytes_sent, 106u * 1000);
+  EXPECT_EQ(link.stats_ab().bytes_on_wire, 15u * 1000);
   EXPECT_TRUE(sim.run_until_idle(kLimit));
   ASSERT_EQ(rx.got.size(), 15u);
   for (uint32_t i = 0; i < 10; ++i) EXPECT_EQ(rx.got[i], (Arrival{Instant{(i + 1) * 1000}, i, 1000}));

@@ -171,6 +171,7 @@ class SimLink::Direction {
       busy_until_ns_ = std::max(busy_until_ns_, now_ns) + ser_ns;
       done_ns = busy_until_ns_;
     }
+    stats_.bytes_on_wire += len;
     if (chance(rng_, cfg_.loss)) {
       ++stats_.frames_lost;
       return release(buf);

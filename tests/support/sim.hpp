@@ -122,6 +122,7 @@ struct LinkConfig {
 struct LinkStats {
   uint64_t frames_sent = 0;  // committed by the sender, whatever happened next
   uint64_t bytes_sent = 0;
+  uint64_t bytes_on_wire = 0;  // serialized: sent minus MTU and queue drops (lost ones included)
   uint64_t frames_delivered = 0;  // handed to the receiver, duplicates included
   uint64_t bytes_delivered = 0;
   uint64_t frames_lost = 0;        // random loss on the wire
