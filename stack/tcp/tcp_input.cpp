@@ -181,6 +181,14 @@ void TcpSocket::on_segment_syn_sent(Instant now, const TcpRepr& seg) {
   arm_rtx(now);
 }
 
+void TcpSocket::note_duplicate(const TcpRepr& seg) {
+  // RFC 2883 4.1 (Linux tcp_send_dupack): old data is reported back in a
+  // D-SACK block so the sender can tell a late original from a loss.
+  if (!sack_ok_ || seg.payload.empty() || !(seg.seq < rcv_nxt_)) return;
+  Seq end = seg.seq + static_cast<uint32_t>(seg.payload.size());
+  dsack_ = SackBlock{seg.seq, seq_min(end, rcv_nxt_)};
+}
+
 bool TcpSocket::check_paws(Instant now, const TcpRepr& seg) {
   // RFC 7323 5.3 R1: a segment whose TSval is older than TS.Recent is an old
   // duplicate, unless TS.Recent itself is more than 24 days old.
@@ -192,6 +200,7 @@ bool TcpSocket::check_paws(Instant now, const TcpRepr& seg) {
     return true;
   }
   layer_.counters().tcp_paws_drops++;
+  note_duplicate(seg);
   send_ack(now);
   return false;
 }
@@ -278,11 +287,9 @@ bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
   bool dsack = false;
   uint32_t newly_sacked = 0;
   if (sack_ok_ && seg.opts.sack_count > 0) {
+    std::optional<Seq> fack = sb_.highest_sacked();
     newly_sacked = sb_.update(snd_una_, snd_nxt_, std::span<const SackBlock>(seg.opts.sack.data(), seg.opts.sack_count), &dsack);
-    if (dsack) {
-      layer_.counters().tcp_dsack_recv++;
-      stats_.dsack_dups++;
-    }
+    if (dsack) on_dsack(now, seg.opts.sack[0], fack);
   }
   if (seg.ack > snd_una_) {
     uint32_t acked = static_cast<uint32_t>(seg.ack - snd_una_);
@@ -345,6 +352,7 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
         return;
       }
       if (state_ == TcpState::TimeWait && seg.has(tcpflag::kFin)) state_deadline_ = now + layer_.cfg().time_wait;
+      note_duplicate(seg);
       send_ack(now);
     }
     return;
@@ -477,6 +485,9 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
   // Trim what we already have (RFC 9293 3.10.7.4 "trim to window").
   if (seq < rcv_nxt_) {
     uint32_t dup = static_cast<uint32_t>(rcv_nxt_ - seq);
+    // RFC 2883 4.1: report the duplicate part in the first SACK block, so the
+    // sender learns its retransmission was spurious.
+    if (sack_ok_) dsack_ = SackBlock{seq, seq + std::min<uint32_t>(dup, static_cast<uint32_t>(data.size()))};
     if (dup >= data.size()) {
       // Entirely old: the peer missed our ACK; answer at once (RFC 5681 4.2).
       schedule_ack(now, true);

@@ -14,8 +14,8 @@ uint32_t TcpSocket::receive_space() const {
 uint32_t TcpSocket::current_mss() const {
   // Linux tcp_current_mss: SACK blocks we are about to send take room from the
   // payload, or a full segment would exceed the path MTU (and DF is set).
-  if (!sack_ok_ || ofo_.empty()) return snd_mss_;
-  size_t blocks = std::min<size_t>(ofo_.range_count(), ts_ok_ ? 3 : 4);
+  if (!sack_ok_ || (ofo_.empty() && !dsack_)) return snd_mss_;
+  size_t blocks = std::min<size_t>(ofo_.range_count() + (dsack_ ? 1 : 0), ts_ok_ ? 3 : 4);
   uint32_t opt = static_cast<uint32_t>(4 + 8 * blocks);  // NOP,NOP,kind,len + blocks
   return snd_mss_ > opt + 64 ? snd_mss_ - opt : 64;
 }
@@ -54,10 +54,14 @@ void TcpSocket::build_options(TcpOptions& o, uint8_t flags, Instant now) {
     return;
   }
   if (ts_ok_) o.ts = TcpTimestamps{ts_now(now), ts_recent_};
-  if (sack_ok_ && !ofo_.empty()) {
-    // RFC 2018 4: as many blocks as fit; 3 beside timestamps.
+  if (sack_ok_ && (!ofo_.empty() || dsack_)) {
+    // RFC 2018 4: as many blocks as fit; 3 beside timestamps. A D-SACK block
+    // goes first (RFC 2883 4).
     size_t max_blocks = ts_ok_ ? 3 : 4;
-    o.sack_count = static_cast<uint8_t>(ofo_.sack_blocks(rcv_nxt_, std::span<SackBlock>(o.sack.data(), max_blocks)));
+    size_t n = 0;
+    if (dsack_) o.sack[n++] = *dsack_;
+    n += ofo_.sack_blocks(rcv_nxt_, std::span<SackBlock>(o.sack.data() + n, max_blocks - n));
+    o.sack_count = static_cast<uint8_t>(n);
   }
 }
 
@@ -86,6 +90,7 @@ void TcpSocket::send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_
     }
   }
   if (flags & tcpflag::kAck) {
+    dsack_.reset();
     ack_pending_ = false;
     ack_now_ = false;
     rcv_unacked_bytes_ = 0;

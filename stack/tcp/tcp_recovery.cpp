@@ -22,7 +22,7 @@ Seq TcpSocket::lost_edge() const {
   if (!top) return edge;
   Seq from = snd_una_;
   while (auto h = sb_.next_hole(from, *top)) {
-    if (!sb_.is_lost(h->first, snd_mss_)) break;
+    if (!sb_.is_lost(h->first, snd_mss_, reordering_)) break;
     edge = seq_max(edge, h->second);
     from = h->second;
   }
@@ -80,6 +80,7 @@ bool TcpSocket::send_one_retransmission(Instant now) {
   high_rxt_ = a + len + ((flags & tcpflag::kFin) ? 1u : 0u);
   // Karn: an ACK covering retransmitted data gives no RTT sample.
   tx_log_len_ = 0;
+  if (undo_possible_) undo_retrans_++;
   return true;
 }
 
@@ -123,7 +124,7 @@ void TcpSocket::on_dupack(Instant now, bool sack_progress) {
   dupacks_++;
   if (recovery_ != Recovery::None) return;
   // RFC 6675 5: DupThresh duplicate ACKs, or IsLost(SND.UNA) from SACK info.
-  if (dupacks_ >= 3 || (sack_ok_ && sb_.is_lost(snd_una_, snd_mss_))) enter_recovery(now);
+  if (dupacks_ >= reordering_ || (sack_ok_ && sb_.is_lost(snd_una_, snd_mss_, reordering_))) enter_recovery(now);
 }
 
 void TcpSocket::enter_recovery(Instant now) {
@@ -132,6 +133,10 @@ void TcpSocket::enter_recovery(Instant now) {
   high_rxt_ = snd_una_;
   reno_lost_edge_ = seq_min(snd_una_ + snd_mss_, snd_nxt_);
   cc_.get().on_loss(now, data_in_flight());
+  fack_at_recovery_ = sb_.highest_sacked().value_or(snd_una_ + snd_mss_);
+  episode_was_rto_ = false;
+  undo_possible_ = true;
+  undo_retrans_ = 0;
   force_rtx_ = true;
   tx_log_len_ = 0;
   layer_.counters().tcp_fast_retrans++;
@@ -156,6 +161,33 @@ void TcpSocket::maybe_exit_recovery(Instant now) {
   }
 }
 
+void TcpSocket::on_dsack(Instant now, const SackBlock& b, std::optional<Seq> fack) {
+  (void)now;
+  (void)fack;
+  layer_.counters().tcp_dsack_recv++;
+  stats_.dsack_dups++;
+  // RFC 2883 / Linux tcp_check_sack_reordering: data we resent arrived twice,
+  // so the original was only late. Tolerate reordering that deep from now on.
+  // The depth is measured against what had been SACKed when the segment was
+  // declared lost: that many later segments overtook it.
+  // After an RTO everything unSACKed was resent, so D-SACKs then say nothing
+  // about reordering. Growth is at most doubling per event (damped), and
+  // capped at 16: without RACK a deeper threshold delays real loss detection
+  // until the RTO (measured on the simulator: worse than the spurious resends).
+  if (undo_possible_ && !episode_was_rto_ && fack_at_recovery_ > b.left) {
+    uint32_t depth = static_cast<uint32_t>(fack_at_recovery_ - b.left) / std::max<uint32_t>(snd_mss_, 1) + 1;
+    reordering_ = std::min<uint32_t>({std::max(reordering_, depth), reordering_ * 2, 16});
+    stats_.reord_seen++;
+  }
+  // Linux tcp_try_undo_dsack: when every retransmission of the episode has
+  // been D-SACKed, the cwnd reduction was a mistake: undo it.
+  if (undo_possible_ && undo_retrans_ > 0 && --undo_retrans_ == 0) {
+    cc_.get().undo();
+    undo_possible_ = false;
+    layer_.counters().tcp_spurious_rtos += recovery_ == Recovery::Loss ? 1 : 0;
+  }
+}
+
 void TcpSocket::on_rto(Instant now) {
   const TcpConfig& c = layer_.cfg();
   uint32_t limit = orphaned() ? (c.orphan_retries ? c.orphan_retries : 8) : c.retries2;
@@ -169,6 +201,9 @@ void TcpSocket::on_rto(Instant now) {
   retries_++;
   layer_.counters().tcp_timeouts++;
   cc_.get().on_rto(now, data_in_flight());
+  episode_was_rto_ = true;
+  undo_possible_ = true;
+  undo_retrans_ = 0;
   // RFC 6675 5.1 / RFC 5681 3.1: everything not SACKed is presumed lost and
   // resent in slow start, starting at SND.UNA.
   recovery_ = Recovery::Loss;

@@ -446,6 +446,7 @@ TcpInfo TcpSocket::info(Instant now) const {
     return static_cast<uint32_t>((now - t).us / 1000);
   };
   i.state = linux_state_number(state_);
+  i.reordering = reordering_;
   i.ca_state = recovery_ == Recovery::None ? (dupacks_ ? 1 : 0) : (recovery_ == Recovery::Fast ? 3 : 4);
   i.retransmits = static_cast<uint8_t>(std::min<uint32_t>(retries_, 255));
   i.probes = static_cast<uint8_t>(std::min<uint32_t>(probes_, 255));

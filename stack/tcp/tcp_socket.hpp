@@ -149,6 +149,7 @@ class TcpSocket {
   void on_segment_syn_sent(Instant now, const TcpRepr& seg);
   void on_segment_synchronized(Instant now, const TcpRepr& seg);
   bool check_paws(Instant now, const TcpRepr& seg);
+  void note_duplicate(const TcpRepr& seg);
   bool check_seq_acceptable(const TcpRepr& seg) const;
   bool process_rst(Instant now, const TcpRepr& seg);
   bool process_ack(Instant now, const TcpRepr& seg);
@@ -168,6 +169,7 @@ class TcpSocket {
   Seq lost_edge() const;
   void take_rtt_sample(Instant now, const TcpRepr& seg, Seq acked_to);
   void on_rto(Instant now);
+  void on_dsack(Instant now, const SackBlock& b, std::optional<Seq> fack);
 
   // ---- output (tcp_output.cpp) ---------------------------------------------
   void transmit(Instant now);
@@ -287,6 +289,13 @@ class TcpSocket {
   Recovery recovery_ = Recovery::None;
   Seq recovery_point_, high_rxt_;
   Seq reno_lost_edge_;      // NewReno (no SACK): the segment presumed lost ends here
+  // Reordering tolerance (Linux tp->reordering): the DupThresh of RFC 6675,
+  // raised when D-SACKs prove retransmissions were spurious (RFC 4015 spirit).
+  uint32_t reordering_ = 3;
+  uint32_t undo_retrans_ = 0;   // retransmissions of this episode not yet D-SACKed
+  Seq fack_at_recovery_;        // highest SACKed sequence when the episode began
+  bool episode_was_rto_ = false;
+  bool undo_possible_ = false;  // a cwnd reduction that a D-SACK may undo
   bool force_rtx_ = false;  // RFC 6675 4.3: first retransmission ignores pipe
   uint32_t dupacks_ = 0;
   // RTT sampling (RFC 6298 3, Karn's rule): the send time of recent new-data
@@ -315,6 +324,7 @@ class TcpSocket {
   bool cork_expired_ = false;
   Instant cookie_sent_at_ = kNever;  // listener: last SYN cookie sent
   std::optional<Seq> ofo_fin_;       // a FIN that arrived ahead of missing data
+  std::optional<SackBlock> dsack_;   // RFC 2883: duplicate data to report in the next ACK
   Instant user_timeout_start_ = kNever;
   uint32_t retries_ = 0;                // consecutive RTOs (backoff)
   uint32_t probes_ = 0;                 // zero-window or keepalive probes unanswered
