@@ -1,0 +1,193 @@
+#include "socketapi/engine.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace xs {
+
+namespace {
+
+// Secrets for ISNs, cookies and port offsets come from the kernel's CSPRNG,
+// mixed into a fast generator.
+class OsSeededRandom final : public Random {
+ public:
+  explicit OsSeededRandom(uint64_t seed) : r_(seed) {}
+  uint64_t next_u64() override { return r_.next_u64(); }
+
+ private:
+  SeededRandom r_;
+};
+
+uint64_t os_seed() {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, 0) != sizeof s) s = static_cast<uint64_t>(Engine::clock_now().us) * 0x9e3779b97f4a7c15ull;
+  return s;
+}
+
+}  // namespace
+
+Instant Engine::clock_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return Instant{int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000};
+}
+
+Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev) : cfg_(cfg), dev_(std::move(dev)) {
+  rng_ = std::make_unique<OsSeededRandom>(cfg.seed ? cfg.seed : os_seed());
+  StackConfig sc;
+  sc.mac = dev_->mac();
+  sc.addr = cfg.addr;
+  sc.gateway = cfg.gateway;
+  sc.mtu = dev_->mtu();
+  sc.tcp = cfg.tcp;
+  stack_ = std::make_unique<Stack>(sc, *rng_, *dev_);
+  if (cfg.dedicated_ip) {
+    dev_->add_flow(kFlowArp, cfg.addr.addr, 0);
+    dev_->add_flow(1 /*ICMP*/, cfg.addr.addr, 0);
+  }
+}
+
+Engine::~Engine() { stop(); }
+
+size_t Engine::poll_locked(Instant now) {
+  polls_.fetch_add(1, std::memory_order_relaxed);
+  size_t n = dev_->poll_rx([&](Bytes f) { stack_->receive_frame(now, f); }, cfg_.rx_batch);
+  if (stack_->poll_at() <= now) stack_->poll(now);
+  dev_->flush_tx();
+  if (events_) {
+    events_ = false;
+    cv_.notify_all();
+  }
+  return n;
+}
+
+void Engine::after_call_locked() {
+  dev_->flush_tx();
+  if (stack_->poll_at() < armed_) wake();
+}
+
+bool Engine::steer_locked(uint8_t proto, uint16_t port) { return dev_->add_flow(proto, cfg_.addr.addr, port); }
+
+void Engine::on_socket_event(void* cookie) {
+  events_ = true;
+  if (hook_) hook_(cookie);
+}
+
+bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline) {
+  while (!pred()) {
+    Instant now = clock_now();
+    if (now >= deadline) return false;
+    if (cfg_.poll_mode == PollMode::Interrupt || !thread_.joinable()) {
+      if (!thread_.joinable()) {
+        // No progress thread: the caller drives the loop itself.
+        poll_locked(now);
+        continue;
+      }
+      auto tp = std::chrono::steady_clock::now() + std::chrono::microseconds(std::min<int64_t>((deadline - now).us, 1000000));
+      cv_.wait_until(lk, tp);
+    } else {
+      // Spin / busy-poll: the waiting thread polls the rings itself (lowest
+      // latency), letting other threads of the process in between polls.
+      poll_locked(now);
+      if (pred()) break;
+      lk.unlock();
+      std::this_thread::yield();
+      lk.lock();
+    }
+  }
+  return true;
+}
+
+void Engine::wake() {
+  if (eventfd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t r = write(eventfd_, &one, sizeof one);
+    (void)r;
+  }
+}
+
+void Engine::start() {
+  if (thread_.joinable()) return;
+  stop_ = false;
+  if (cfg_.poll_mode == PollMode::Interrupt) {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    eventfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    for (int fd : dev_->wait_fds()) {
+      ev.data.fd = fd;
+      epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+    ev.data.fd = timerfd_;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
+    ev.data.fd = eventfd_;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, eventfd_, &ev);
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void Engine::stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  wake();
+  thread_.join();
+  for (int* fd : {&epfd_, &timerfd_, &eventfd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
+
+void Engine::run() {
+  if (cfg_.poll_mode == PollMode::Interrupt) run_interrupt();
+  else run_spin();
+}
+
+void Engine::run_spin() {
+  while (!stop_.load(std::memory_order_relaxed)) {
+    {
+      std::unique_lock<std::mutex> lk(mu_, std::try_to_lock);
+      // An application thread inside the stack is making progress for us.
+      if (lk.owns_lock()) poll_locked(clock_now());
+    }
+    std::this_thread::yield();
+  }
+}
+
+void Engine::run_interrupt() {
+  epoll_event evs[16];
+  while (!stop_.load(std::memory_order_relaxed)) {
+    Instant deadline;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      Instant now = clock_now();
+      // Drain everything that is ready before sleeping.
+      while (poll_locked(now) > 0) now = clock_now();
+      deadline = stack_->poll_at();
+      armed_ = deadline;
+    }
+    itimerspec its{};
+    if (deadline != kNever) {
+      int64_t us = std::max<int64_t>(deadline.us, 1);
+      its.it_value.tv_sec = us / 1000000;
+      its.it_value.tv_nsec = (us % 1000000) * 1000;
+    }
+    timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, nullptr);
+    int n = epoll_wait(epfd_, evs, 16, -1);
+    for (int i = 0; i < n; ++i) {
+      uint64_t v;
+      if (evs[i].data.fd == timerfd_ || evs[i].data.fd == eventfd_) {
+        ssize_t r = read(evs[i].data.fd, &v, sizeof v);
+        (void)r;
+      }
+    }
+  }
+}
+
+}  // namespace xs

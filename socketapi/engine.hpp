@@ -1,0 +1,99 @@
+// The engine: one protocol stack, its packet device, the clock and the event
+// loop. Threading model (docs/architecture.md):
+//  - The stack is single-threaded; `mutex()` serialises every entry into it.
+//    Application threads take the lock, do their socket call (which may
+//    transmit at once), then release it: no hand-off to another thread.
+//  - A progress thread keeps the stack moving when no application thread is
+//    inside it: in Interrupt mode it sleeps in epoll on the device's
+//    descriptors, an eventfd (woken when an application call moves a deadline
+//    earlier) and a timerfd armed at the stack's next deadline, so an idle
+//    engine uses no CPU and still fires retransmit and keepalive timers on
+//    time; in Spin/BusyPoll mode it polls continuously.
+//  - A blocked application call waits on a condition variable that the
+//    progress thread signals after every poll that changed some socket's state.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "socketapi/packet_device.hpp"
+#include "stack/base/random.hpp"
+#include "stack/stack.hpp"
+
+namespace xs {
+
+enum class PollMode : uint8_t { Interrupt, Spin, BusyPoll };
+
+struct EngineConfig {
+  Ipv4Cidr addr;
+  std::optional<Ipv4Addr> gateway;
+  PollMode poll_mode = PollMode::Interrupt;
+  TcpConfig tcp;
+  uint64_t seed = 0;  // 0: seed from getrandom(2)
+  size_t rx_batch = 64;
+  // Dedicated-IP mode: the device also steers ARP and ICMP for our address to
+  // us and the stack answers them; otherwise the kernel keeps them.
+  bool dedicated_ip = true;
+};
+
+class Engine final : public SocketObserver {
+ public:
+  Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev);
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // CLOCK_MONOTONIC as the stack's Instant.
+  static Instant clock_now();
+
+  void start();  // the progress thread
+  void stop();
+
+  std::mutex& mutex() { return mu_; }
+  // The following require mutex() held.
+  Stack& stack_locked() { return *stack_; }
+  PacketDevice& device_locked() { return *dev_; }
+  // One loop iteration: a batch of RX, due timers, TX kick. Returns frames received.
+  size_t poll_locked(Instant now);
+  // After an application call: kick TX and make sure the progress thread
+  // re-arms its timer if the stack now needs attention earlier.
+  void after_call_locked();
+  // Waits (releasing the lock) until pred() holds or `deadline` passes.
+  // Returns pred(). In busy-poll/spin modes the caller polls the device itself.
+  bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
+  // Steering for a local port the stack now uses (bind/listen/connect).
+  bool steer_locked(uint8_t proto, uint16_t port);
+
+  // Readiness changed on some socket (SocketObserver).
+  void on_socket_event(void* cookie) override;
+  // Extra observer for the API layer (epoll emulation); called with the lock held.
+  void set_event_hook(std::function<void(void*)> hook) { hook_ = std::move(hook); }
+
+  const EngineConfig& config() const { return cfg_; }
+  uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+  void run_interrupt();
+  void run_spin();
+  void wake();
+
+  EngineConfig cfg_;
+  std::unique_ptr<PacketDevice> dev_;
+  std::unique_ptr<Random> rng_;
+  std::unique_ptr<Stack> stack_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> polls_{0};
+  bool events_ = false;
+  Instant armed_ = kNever;  // the progress thread's timer deadline
+  int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
+  std::function<void(void*)> hook_;
+};
+
+}  // namespace xs

@@ -1,0 +1,110 @@
+#include "socketapi/internal_api.hpp"
+
+#include "stack/wire/ipv4.hpp"
+
+namespace xs::internal {
+
+namespace {
+Instant deadline_after(Duration d) { return Engine::clock_now() + d; }
+}  // namespace
+
+Expected<TcpSocket*, SockError> tcp_listen(Engine& e, uint16_t port, int backlog) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  TcpSocket* s = e.stack_locked().tcp().open();
+  s->set_observer(&e, s);
+  s->options().reuseaddr = true;
+  if (auto r = s->bind({Ipv4Addr::any(), port}); !r) {
+    s->close(Engine::clock_now());
+    return unexpected(r.error());
+  }
+  if (auto r = s->listen(backlog); !r) {
+    s->close(Engine::clock_now());
+    return unexpected(r.error());
+  }
+  e.steer_locked(ipproto::kTcp, s->local().port);
+  return s;
+}
+
+Expected<TcpSocket*, SockError> tcp_accept(Engine& e, TcpSocket* l, Duration timeout) {
+  std::unique_lock<std::mutex> lk(e.mutex());
+  Expected<TcpSocket*, SockError> got = unexpected(SockError::WouldBlock);
+  e.wait_locked(lk, [&] {
+    got = l->accept(Engine::clock_now());
+    return got.has_value() || got.error() != SockError::WouldBlock;
+  }, deadline_after(timeout));
+  if (got) (*got)->set_observer(&e, *got);
+  else if (got.error() == SockError::WouldBlock) return unexpected(SockError::TimedOut);
+  return got;
+}
+
+Expected<TcpSocket*, SockError> tcp_connect(Engine& e, Endpoint remote, Duration timeout) {
+  std::unique_lock<std::mutex> lk(e.mutex());
+  TcpSocket* s = e.stack_locked().tcp().open();
+  s->set_observer(&e, s);
+  auto r = s->connect(Engine::clock_now(), remote);
+  if (!r && r.error() != SockError::InProgress) {
+    s->close(Engine::clock_now());
+    return unexpected(r.error());
+  }
+  e.steer_locked(ipproto::kTcp, s->local().port);
+  e.after_call_locked();
+  bool done = e.wait_locked(lk, [&] { return s->state() != TcpState::SynSent; }, deadline_after(timeout));
+  if (!done || s->state() != TcpState::Established) {
+    SockError err = s->pending_error().value_or(done ? SockError::ConnectionRefused : SockError::TimedOut);
+    s->close(Engine::clock_now());
+    e.after_call_locked();
+    return unexpected(err);
+  }
+  return s;
+}
+
+Expected<size_t, SockError> tcp_send_all(Engine& e, TcpSocket* s, Bytes data, Duration timeout) {
+  std::unique_lock<std::mutex> lk(e.mutex());
+  size_t sent = 0;
+  Instant deadline = deadline_after(timeout);
+  std::optional<SockError> err;
+  while (sent < data.size()) {
+    auto r = s->send(Engine::clock_now(), data.subspan(sent));
+    e.after_call_locked();
+    if (r) {
+      sent += *r;
+      continue;
+    }
+    if (r.error() != SockError::WouldBlock) {
+      err = r.error();
+      break;
+    }
+    if (!e.wait_locked(lk, [&] { return (s->readiness() & (ev::kOut | ev::kErr | ev::kHup)) != 0; }, deadline)) {
+      err = SockError::TimedOut;
+      break;
+    }
+  }
+  if (sent == 0 && err) return unexpected(*err);
+  return sent;
+}
+
+Expected<size_t, SockError> tcp_recv(Engine& e, TcpSocket* s, MutBytes out, Duration timeout) {
+  std::unique_lock<std::mutex> lk(e.mutex());
+  Expected<size_t, SockError> r = unexpected(SockError::WouldBlock);
+  bool ok = e.wait_locked(lk, [&] {
+    r = s->recv(Engine::clock_now(), out);
+    return r.has_value() || r.error() != SockError::WouldBlock;
+  }, deadline_after(timeout));
+  e.after_call_locked();
+  if (!ok) return unexpected(SockError::TimedOut);
+  return r;
+}
+
+void tcp_shutdown_write(Engine& e, TcpSocket* s) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  (void)s->shutdown(Engine::clock_now(), false, true);
+  e.after_call_locked();
+}
+
+void tcp_close(Engine& e, TcpSocket* s) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  s->close(Engine::clock_now());
+  e.after_call_locked();
+}
+
+}  // namespace xs::internal
