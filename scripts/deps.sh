@@ -11,6 +11,7 @@ PACKAGES=(
   libboost-dev                                   # intrusive containers
   libxdp-dev libbpf-dev xdp-tools                # AF_XDP
   iproute2 ethtool tcpdump                       # veth lab (ip netns)
+  iptables iputils-ping                          # veth lab (tools/xstack-lab, tests/veth)
   python3
 )
 
