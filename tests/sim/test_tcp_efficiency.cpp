@@ -75,7 +75,7 @@ TEST_P(SimUtilisation, ReachesNinetyPercentOfAGigabitTenMsLink) {
   const double secs = r.finished.us / 1e6 - 2.0;
   ASSERT_GT(secs, 1.0) << "transfer too short to measure a steady state";
   const double gbps = double(r.b_received - r.b_received_at_measure) * 8 / secs / 1e9;
-  const double line_share = double(r.ab.bytes_sent - r.ab_bytes_at_measure) * 8 / secs / 1e9;
+  const double line_share = double(r.ab.bytes_on_wire - r.ab_bytes_at_measure) * 8 / secs / 1e9;
   RecordProperty("goodput_gbps", std::to_string(gbps));
   std::printf("%s: %.3f s, goodput %.3f Gbit/s, link busy %.1f%%, retrans %u, cwnd %u\n", GetParam(), secs, gbps,
               line_share * 100, r.a_info.total_retrans, r.a_info.snd_cwnd);

@@ -43,7 +43,9 @@ TEST(SimMany, TenThousandConnectionsOpenUseClose) {
   // order, so it echoes with the stream id the client expects.
   std::unordered_map<uint16_t, int> by_port;
   for (int i = 0; i < kConns; ++i) by_port[clients[i]->socket()->local().port] = i;
+  bool listening = true;  // the listener is freed by close(): stop touching it
   net.sim.add_pollable({[&](Instant now) {
+                          if (!listening) return;
                           for (;;) {
                             auto a = l->accept(now);
                             if (!a) break;
@@ -52,7 +54,7 @@ TEST(SimMany, TenThousandConnectionsOpenUseClose) {
                             runner.add(servers.back().get());
                           }
                         },
-                        [&] { return l->accept_queue_empty() ? kNever : net.sim.now(); }});
+                        [&] { return !listening || l->accept_queue_empty() ? kNever : net.sim.now(); }});
   auto all_done = [&] {
     if (servers.size() != size_t(kConns)) return false;
     for (auto& c : clients) if (!c->done()) return false;
@@ -74,6 +76,7 @@ TEST(SimMany, TenThousandConnectionsOpenUseClose) {
   net.sim.run_until(net.sim.now() + seconds(65));
   EXPECT_EQ(net.a->stack.tcp().socket_count(), 0u);
   EXPECT_EQ(net.b->stack.tcp().socket_count(), 1u);  // the listener
+  listening = false;
   l->close(net.sim.now());
   net.sim.run_until(net.sim.now() + seconds(1));
   EXPECT_EQ(net.b->stack.tcp().socket_count(), 0u);

@@ -35,7 +35,7 @@ TransferResult run_transfer(const TransferSpec& spec) {
   if (spec.measure_from.us > 0) {
     net.sim.at(t0 + spec.measure_from, [&] {
       res.b_received_at_measure = server ? server->received() : 0;
-      res.ab_bytes_at_measure = net.link.stats_ab().bytes_sent;
+      res.ab_bytes_at_measure = net.link.stats_ab().bytes_on_wire;
     });
   }
   auto both_done = [&] {
