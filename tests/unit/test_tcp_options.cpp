@@ -234,9 +234,9 @@ struct TsConn : Passive {
   TsConn() : Passive(TcpHarness::default_config(), syn_with_all_options(100)) {}
   // Data from the peer with TSval `tsval`.
   void data(Instant t, uint32_t off, const std::string& d, uint32_t tsval) {
-    Seg s{.flags = kA | kP, .seq = R(off), .ack = L(0), .payload = d};
-    s.ts = TcpTimestamps{tsval, *our_tsval};
-    h.recv(t, s);
+    Seg seg{.flags = kA | kP, .seq = R(off), .ack = L(0), .payload = d};
+    seg.ts = TcpTimestamps{tsval, *our_tsval};
+    h.recv(t, seg);
   }
 };
 
