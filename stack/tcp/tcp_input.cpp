@@ -181,6 +181,17 @@ void TcpSocket::on_segment_syn_sent(Instant now, const TcpRepr& seg) {
   arm_rtx(now);
 }
 
+void TcpSocket::send_oow_ack(Instant now, const TcpRepr& seg) {
+  // Linux tcp_oow_rate_limited (tcp_invalid_ratelimit = 500 ms): a segment
+  // without data (or a SYN) outside the window is answered at most twice a
+  // second per socket, so two stacks cannot ping-pong ACKs forever. Data
+  // segments are always answered: that ACK (and its D-SACK) is useful.
+  bool dataless = seg.payload.empty() || seg.has(tcpflag::kSyn);
+  if (dataless && last_oow_ack_ != kNever && now - last_oow_ack_ < millis(500)) return;
+  if (dataless) last_oow_ack_ = now;
+  send_ack(now);
+}
+
 void TcpSocket::note_duplicate(const TcpRepr& seg) {
   // RFC 2883 4.1 (Linux tcp_send_dupack): old data is reported back in a
   // D-SACK block so the sender can tell a late original from a loss.
@@ -201,7 +212,7 @@ bool TcpSocket::check_paws(Instant now, const TcpRepr& seg) {
   }
   layer_.counters().tcp_paws_drops++;
   note_duplicate(seg);
-  send_ack(now);
+  send_oow_ack(now, seg);
   return false;
 }
 
@@ -353,7 +364,7 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
       }
       if (state_ == TcpState::TimeWait && seg.has(tcpflag::kFin)) state_deadline_ = now + layer_.cfg().time_wait;
       note_duplicate(seg);
-      send_ack(now);
+      send_oow_ack(now, seg);
     }
     return;
   }

@@ -76,6 +76,9 @@ bool TcpSocket::send_one_retransmission(Instant now) {
     }
   }
   if (a < snd_buf_seq_) return false;  // only the SYN precedes the buffer; never here
+  // Keep PSH on a retransmission that ends where the sent data ends (Linux
+  // retransmits the original skb with its flags).
+  if (len > 0 && a + len == seq_min(snd_nxt_, fin_sent() ? fin_seq() : snd_nxt_)) flags |= tcpflag::kPsh;
   send_segment(now, a, flags, static_cast<uint32_t>(a - snd_buf_seq_), len, true);
   high_rxt_ = a + len + ((flags & tcpflag::kFin) ? 1u : 0u);
   // Karn: an ACK covering retransmitted data gives no RTT sample.

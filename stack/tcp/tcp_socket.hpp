@@ -150,6 +150,7 @@ class TcpSocket {
   void on_segment_synchronized(Instant now, const TcpRepr& seg);
   bool check_paws(Instant now, const TcpRepr& seg);
   void note_duplicate(const TcpRepr& seg);
+  void send_oow_ack(Instant now, const TcpRepr& seg);
   bool check_seq_acceptable(const TcpRepr& seg) const;
   bool process_rst(Instant now, const TcpRepr& seg);
   bool process_ack(Instant now, const TcpRepr& seg);
@@ -325,6 +326,7 @@ class TcpSocket {
   Instant cookie_sent_at_ = kNever;  // listener: last SYN cookie sent
   std::optional<Seq> ofo_fin_;       // a FIN that arrived ahead of missing data
   std::optional<SackBlock> dsack_;   // RFC 2883: duplicate data to report in the next ACK
+  Instant last_oow_ack_ = kNever;    // last rate-limited out-of-window ACK
   Instant user_timeout_start_ = kNever;
   uint32_t retries_ = 0;                // consecutive RTOs (backoff)
   uint32_t probes_ = 0;                 // zero-window or keepalive probes unanswered

@@ -20,7 +20,8 @@ TEST(TcpRto, RetransmitAfterRtoWithBackoff) {
   p.h.run_until(at_ms(229));
   p.h.expect_none();
   p.h.run_until(at_ms(230));
-  check(p.h.expect_one(), {.flags = kA, .seq = p.L(0), .ack = p.R(0), .payload = "data"});
+  // The retransmission keeps the original PSH (Linux resends the skb with its flags).
+  check(p.h.expect_one(), {.flags = kA | tcpflag::kPsh, .seq = p.L(0), .ack = p.R(0), .payload = "data"});
   p.h.run_until(at_ms(649));
   p.h.expect_none();
   p.h.run_until(at_ms(650));  // doubled: 420 ms
