@@ -379,6 +379,16 @@ void TcpLayerImpl::on_syn_for_listener(Instant now, TcpSocket* l, const Ipv4Pack
     output(now, ip.hdr.dst, ip.hdr.src, r, {}, l->opt_.tos, l->opt_.ttl);
     return;
   }
+  TcpSocket* c = make_child(l, ip, seg);
+  l->syn_q_.push_back(*c);
+  l->syn_q_len_++;
+  counters_.tcp_passive_opens++;
+  c->on_passive_syn(now, seg, isn_override);
+  reschedule(c);
+}
+
+TcpSocket* TcpLayerImpl::make_child(TcpSocket* l, const Ipv4Packet& ip, const TcpRepr& seg) {
+  // A passive connection: inherits the listener's options and shares its port.
   TcpSocket* c = open();
   c->inherit_from(*l);
   c->local_ = {ip.hdr.dst, seg.dst_port};
@@ -387,11 +397,7 @@ void TcpLayerImpl::on_syn_for_listener(Instant now, TcpSocket* l, const Ipv4Pack
   binds_[c->local_.port].push_back(c);
   c->bound_ = true;
   insert_connection(c);
-  l->syn_q_.push_back(*c);
-  l->syn_q_len_++;
-  counters_.tcp_passive_opens++;
-  c->on_passive_syn(now, seg, isn_override);
-  reschedule(c);
+  return c;
 }
 
 void TcpLayerImpl::on_cookie_ack(Instant now, TcpSocket* l, const Ipv4Packet& ip, const TcpRepr& seg) {
@@ -423,14 +429,7 @@ void TcpLayerImpl::on_cookie_ack(Instant now, TcpSocket* l, const Ipv4Packet& ip
       return;
     }
   }
-  TcpSocket* c = open();
-  c->inherit_from(*l);
-  c->local_ = {ip.hdr.dst, seg.dst_port};
-  c->remote_ = {ip.hdr.src, seg.src_port};
-  c->listener_ = l;
-  binds_[c->local_.port].push_back(c);
-  c->bound_ = true;
-  insert_connection(c);
+  TcpSocket* c = make_child(l, ip, seg);
   counters_.tcp_passive_opens++;
   c->on_cookie_ack(now, seg, *mss, tso);
   reschedule(c);

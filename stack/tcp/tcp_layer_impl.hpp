@@ -92,6 +92,7 @@ class TcpLayerImpl {
   void on_syn_for_listener(Instant now, TcpSocket* l, const Ipv4Packet& ip, const TcpRepr& seg,
                            std::optional<Seq> isn_override);
   void on_cookie_ack(Instant now, TcpSocket* l, const Ipv4Packet& ip, const TcpRepr& seg);
+  TcpSocket* make_child(TcpSocket* listener, const Ipv4Packet& ip, const TcpRepr& seg);
   TcpSocket* find_listener(Ipv4Addr dst, uint16_t port, const FourTuple& t);
   bool port_in_use_for(Ipv4Addr local, uint16_t port, Endpoint remote) const;
   void grow_table();
