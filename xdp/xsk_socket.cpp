@@ -1,0 +1,322 @@
+#include "xdp/xsk_socket.hpp"
+
+#include <linux/if_xdp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+// Debian 12's libc headers predate these (values from the kernel's
+// include/uapi/asm-generic/socket.h).
+#ifndef SO_BUSY_POLL
+#define SO_BUSY_POLL 46
+#endif
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+#ifndef XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD
+#define XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD (1 << 0)
+#endif
+
+namespace xs {
+
+using State = FramePool::State;
+
+namespace {
+
+// sendto() sends at most 32 descriptors per call in copy mode and then says
+// EAGAIN; this bounds flush() at ~64 calls beyond what the ring needs.
+constexpr int kKickExtraTries = 64;
+
+bool pow2(uint32_t v) { return v != 0 && std::has_single_bit(v); }
+
+// Entries produced and not yet consumed, read from the shared ring indices.
+uint32_t ring_used(const uint32_t* producer, const uint32_t* consumer) {
+  return __atomic_load_n(producer, __ATOMIC_ACQUIRE) - __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+}
+
+}  // namespace
+
+XskCounters& XskCounters::operator+=(const XskCounters& o) {
+  rx_frames += o.rx_frames;
+  rx_bytes += o.rx_bytes;
+  rx_polls += o.rx_polls;
+  tx_frames += o.tx_frames;
+  tx_bytes += o.tx_bytes;
+  fill_ring_empty += o.fill_ring_empty;
+  tx_ring_full += o.tx_ring_full;
+  tx_no_frame += o.tx_no_frame;
+  tx_bad_len += o.tx_bad_len;
+  kicks += o.kicks;
+  kick_retries += o.kick_retries;
+  kick_errors += o.kick_errors;
+  kick_gave_up += o.kick_gave_up;
+  bad_descs += o.bad_descs;
+  return *this;
+}
+
+XskKernelStats& XskKernelStats::operator+=(const XskKernelStats& o) {
+  rx_dropped += o.rx_dropped;
+  rx_invalid_descs += o.rx_invalid_descs;
+  tx_invalid_descs += o.tx_invalid_descs;
+  rx_ring_full += o.rx_ring_full;
+  rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+  tx_ring_empty_descs += o.tx_ring_empty_descs;
+  return *this;
+}
+
+XskSocket::XskSocket(const XskConfig& cfg, std::unique_ptr<Umem> umem) : cfg_(cfg), umem_(std::move(umem)) {}
+
+Expected<std::unique_ptr<XskSocket>, std::string> XskSocket::create(const XskConfig& cfg) {
+  if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size)) {
+    return unexpected(std::string("xsk: RX and TX ring sizes must be powers of two"));
+  }
+  auto umem = Umem::create(UmemConfig{cfg.frame_size, cfg.frame_count, cfg.fill_size, cfg.comp_size});
+  if (!umem) return unexpected(umem.error());
+
+  std::unique_ptr<XskSocket> s(new XskSocket(cfg, std::move(*umem)));
+  xsk_socket_config scfg{};
+  scfg.rx_size = cfg.rx_size;
+  scfg.tx_size = cfg.tx_size;
+  scfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // our own program, our own XSKMAP
+  scfg.xdp_flags = 0;
+  scfg.bind_flags = XDP_USE_NEED_WAKEUP | (cfg.force_copy ? XDP_COPY : 0);
+  // The kernel unbinds a closed XSK from its queue in deferred work, so binding
+  // right after a previous socket on the same queue closed can see EBUSY for a
+  // moment: retry for up to a second before calling the queue taken.
+  int rc = 0;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    rc = xsk_socket__create(&s->xsk_, cfg.ifname.c_str(), cfg.queue_id, s->umem_->raw(), &s->rx_, &s->tx_, &scfg);
+    if (rc != -EBUSY) break;
+    usleep(10000);
+  }
+  if (rc != 0) {
+    s->xsk_ = nullptr;
+    return unexpected("xsk: socket on " + cfg.ifname + " queue " + std::to_string(cfg.queue_id) + ": " +
+                      strerror(-rc));
+  }
+  s->fd_ = xsk_socket__fd(s->xsk_);
+
+  // Half the frames (at most the fill ring) are lent to the kernel for RX; the
+  // rest stay free for TX, so neither direction can starve the other.
+  s->fill_target_ = std::min(cfg.fill_size, cfg.frame_count / 2);
+  s->max_frame_len_ = cfg.frame_size - kRxHeadroom;
+  if (cfg.max_frame_len != 0) s->set_max_frame_len(cfg.max_frame_len);
+  s->refill();
+  if (cfg.busy_poll) {
+    if (auto st = s->set_busy_poll(true); !st) return unexpected(st.error());
+  }
+  return s;
+}
+
+XskSocket::~XskSocket() {
+  if (xsk_ != nullptr) xsk_socket__delete(xsk_);
+}
+
+void XskSocket::set_max_frame_len(size_t len) {
+  max_frame_len_ = std::min<size_t>(len, cfg_.frame_size - kRxHeadroom);
+}
+
+void XskSocket::refill() {
+  FramePool& pool = umem_->pool();
+  const size_t lent = pool.count(State::kFill);
+  if (lent >= fill_target_) return;
+  const uint32_t want = uint32_t(std::min<size_t>(fill_target_ - lent, pool.free_count()));
+  if (want == 0) return;
+  uint32_t idx = 0;
+  const uint32_t n = xsk_ring_prod__reserve(umem_->fill(), want, &idx);
+  for (uint32_t i = 0; i < n; ++i) {
+    *xsk_ring_prod__fill_addr(umem_->fill(), idx + i) = *pool.take(State::kFill);
+  }
+  if (n > 0) xsk_ring_prod__submit(umem_->fill(), n);
+}
+
+int XskSocket::poll_rx(RxHandler on_frame, int max) {
+  if (max <= 0) return 0;
+  // The kernel took every frame we lent it: it drops what arrives until we refill.
+  if (ring_used(umem_->fill()->producer, umem_->fill()->consumer) == 0) ++counters_.fill_ring_empty;
+
+  uint32_t idx = 0;
+  uint32_t n = xsk_ring_cons__peek(&rx_, uint32_t(max), &idx);
+  if (n == 0 && busy_poll_) {
+    // With SO_PREFER_BUSY_POLL the driver's NAPI runs from our syscalls.
+    recvfrom(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+    n = xsk_ring_cons__peek(&rx_, uint32_t(max), &idx);
+  }
+  FramePool& pool = umem_->pool();
+  int delivered = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const xdp_desc* d = xsk_ring_cons__rx_desc(&rx_, idx + i);
+    const uint64_t addr = d->addr;
+    const uint32_t len = d->len;
+    const uint64_t chunk = pool.chunk_of(addr);
+    if (!pool.contains(addr) || addr + len > chunk + cfg_.frame_size || !pool.move(addr, State::kFill, State::kRx)) {
+      ++counters_.bad_descs;
+      continue;
+    }
+    ++counters_.rx_frames;
+    counters_.rx_bytes += len;
+    on_frame(Bytes(umem_->data(addr), len));
+    pool.move(addr, State::kRx, State::kFree);
+    ++delivered;
+  }
+  if (n > 0) xsk_ring_cons__release(&rx_, n);
+  refill();
+#ifndef NDEBUG
+  // O(frame_count): every 256th poll in debug builds.
+  if ((++counters_.rx_polls & 255) == 0) assert(check_invariant().empty());
+#else
+  ++counters_.rx_polls;
+#endif
+  return delivered;
+}
+
+size_t XskSocket::drain_completions() {
+  FramePool& pool = umem_->pool();
+  uint32_t idx = 0;
+  const uint32_t n = xsk_ring_cons__peek(umem_->comp(), cfg_.comp_size, &idx);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint64_t addr = *xsk_ring_cons__comp_addr(umem_->comp(), idx + i);
+    if (!pool.move(addr, State::kTxInFlight, State::kFree)) ++counters_.bad_descs;
+  }
+  if (n > 0) xsk_ring_cons__release(umem_->comp(), n);
+  return n;
+}
+
+size_t XskSocket::tx_pending() { return ring_used(tx_.producer, tx_.consumer); }
+
+MutBytes XskSocket::tx_acquire() {
+  if (tx_held_) return MutBytes(umem_->data(tx_held_addr_), max_frame_len_);  // not committed: lend it again
+  if (xsk_prod_nb_free(&tx_, 1) < 1) {
+    flush();
+    if (xsk_prod_nb_free(&tx_, 1) < 1) {
+      ++counters_.tx_ring_full;
+      return {};
+    }
+  }
+  FramePool& pool = umem_->pool();
+  if (pool.free_count() == 0) drain_completions();
+  if (pool.free_count() == 0) {
+    flush();
+    if (pool.free_count() == 0) {
+      ++counters_.tx_no_frame;
+      return {};
+    }
+  }
+  tx_held_addr_ = *pool.take(State::kTxAcquired);
+  tx_held_ = true;
+  return MutBytes(umem_->data(tx_held_addr_), max_frame_len_);
+}
+
+void XskSocket::tx_commit(size_t len) {
+  if (!tx_held_) return;
+  tx_held_ = false;
+  FramePool& pool = umem_->pool();
+  uint32_t idx = 0;
+  if (len == 0 || len > max_frame_len_ || xsk_ring_prod__reserve(&tx_, 1, &idx) != 1) {
+    ++counters_.tx_bad_len;
+    pool.move(tx_held_addr_, State::kTxAcquired, State::kFree);
+    return;
+  }
+  xdp_desc* d = xsk_ring_prod__tx_desc(&tx_, idx);
+  d->addr = tx_held_addr_;
+  d->len = uint32_t(len);
+  d->options = 0;
+  pool.move(tx_held_addr_, State::kTxAcquired, State::kTxInFlight);
+  xsk_ring_prod__submit(&tx_, 1);
+  ++counters_.tx_frames;
+  counters_.tx_bytes += len;
+}
+
+bool XskSocket::kick_once() {
+  ++counters_.kicks;
+  if (sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0) return true;
+  if (errno == EAGAIN || errno == EBUSY || errno == ENOBUFS || errno == EINTR) {
+    ++counters_.kick_retries;
+    return true;
+  }
+  ++counters_.kick_errors;
+  return false;
+}
+
+size_t XskSocket::flush() {
+  drain_completions();
+  size_t pending = tx_pending();
+  // One call takes at most 32 descriptors in copy mode; allow for that plus slack.
+  const int tries = int(pending / 32) + kKickExtraTries;
+  for (int i = 0; i < tries && pending > 0; ++i) {
+    // Zero-copy drivers clear the flag while they are busy sending anyway;
+    // copy mode always sets it.
+    if (!xsk_ring_prod__needs_wakeup(&tx_)) break;
+    const bool ok = kick_once();
+    drain_completions();
+    pending = tx_pending();
+    if (!ok) break;
+  }
+  if (pending > 0 && xsk_ring_prod__needs_wakeup(&tx_)) ++counters_.kick_gave_up;
+  return pending;
+}
+
+Status<std::string> XskSocket::set_busy_poll(bool on, int usecs, int budget) {
+  const int prefer = on ? 1 : 0;
+  const int us = on ? usecs : 0;
+  if (setsockopt(fd_, SOL_SOCKET, SO_PREFER_BUSY_POLL, &prefer, sizeof(prefer)) != 0) {
+    return unexpected(std::string("xsk: SO_PREFER_BUSY_POLL: ") + strerror(errno));
+  }
+  if (setsockopt(fd_, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)) != 0) {
+    return unexpected(std::string("xsk: SO_BUSY_POLL: ") + strerror(errno));
+  }
+  if (on && setsockopt(fd_, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)) != 0) {
+    return unexpected(std::string("xsk: SO_BUSY_POLL_BUDGET: ") + strerror(errno));
+  }
+  busy_poll_ = on;
+  return {};
+}
+
+Expected<XskKernelStats, std::string> XskSocket::kernel_stats() const {
+  xdp_statistics st{};
+  socklen_t len = sizeof(st);
+  if (getsockopt(fd_, SOL_XDP, XDP_STATISTICS, &st, &len) != 0) {
+    return unexpected(std::string("xsk: XDP_STATISTICS: ") + strerror(errno));
+  }
+  XskKernelStats out;
+  out.rx_dropped = st.rx_dropped;
+  out.rx_invalid_descs = st.rx_invalid_descs;
+  out.tx_invalid_descs = st.tx_invalid_descs;
+  // Kernels before 5.9 return the first three fields only.
+  if (len >= sizeof(st)) {
+    out.rx_ring_full = st.rx_ring_full;
+    out.rx_fill_ring_empty_descs = st.rx_fill_ring_empty_descs;
+    out.tx_ring_empty_descs = st.tx_ring_empty_descs;
+  }
+  return out;
+}
+
+std::string XskSocket::check_invariant() const {
+  const FramePool& pool = umem_->pool();
+  if (std::string why = pool.check_invariant(); !why.empty()) return why;
+  if (pool.count(State::kRx) != 0) return "frames held by RX outside a poll_rx callback";
+  if (pool.count(State::kTxAcquired) != (tx_held_ ? 1u : 0u)) return "tx-acquired count disagrees with tx_acquire()";
+  Umem& u = *umem_;
+  // Frames on the fill ring are a subset of those lent for RX (the kernel also
+  // holds some and some sit on the RX ring); likewise for TX.
+  const uint32_t on_fill = ring_used(u.fill()->producer, u.fill()->consumer);
+  if (on_fill > pool.count(State::kFill)) return "fill ring holds more frames than were lent for RX";
+  const uint32_t on_tx = ring_used(tx_.producer, tx_.consumer);
+  if (on_tx > pool.count(State::kTxInFlight)) return "TX ring holds more frames than were sent";
+  const uint32_t on_rx = ring_used(rx_.producer, rx_.consumer);
+  if (on_fill + on_rx > pool.count(State::kFill)) return "fill + RX rings hold more frames than were lent for RX";
+  return {};
+}
+
+}  // namespace xs
