@@ -48,8 +48,11 @@ Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev) : cfg
   sc.tcp = cfg.tcp;
   stack_ = std::make_unique<Stack>(sc, *rng_, *dev_);
   if (cfg.dedicated_ip) {
-    dev_->add_flow(kFlowArp, cfg.addr.addr, 0);
-    dev_->add_flow(1 /*ICMP*/, cfg.addr.addr, 0);
+    // The address is ours alone: every packet for it comes to the stack, so
+    // closed ports get a RST / port unreachable from us as from a host.
+    for (uint8_t proto : {kFlowArp, uint8_t(1 /*ICMP*/), uint8_t(6 /*TCP*/), uint8_t(17 /*UDP*/)}) {
+      dev_->add_flow(proto, cfg.addr.addr, 0);
+    }
   }
 }
 
@@ -72,7 +75,10 @@ void Engine::after_call_locked() {
   if (stack_->poll_at() < armed_) wake();
 }
 
-bool Engine::steer_locked(uint8_t proto, uint16_t port) { return dev_->add_flow(proto, cfg_.addr.addr, port); }
+bool Engine::steer_locked(uint8_t proto, uint16_t port) {
+  if (cfg_.dedicated_ip) return true;  // the whole address is steered already
+  return dev_->add_flow(proto, cfg_.addr.addr, port);
+}
 
 void Engine::on_socket_event(void* cookie) {
   events_ = true;
@@ -94,11 +100,21 @@ bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<b
     } else {
       // Spin / busy-poll: the waiting thread polls the rings itself (lowest
       // latency), letting other threads of the process in between polls.
-      poll_locked(now);
-      if (pred()) break;
-      lk.unlock();
-      std::this_thread::yield();
-      lk.lock();
+      spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
+      bool done = false;
+      while (!done) {
+        poll_locked(clock_now());
+        if (pred()) {
+          done = true;
+          break;
+        }
+        if (clock_now() >= deadline) break;
+        lk.unlock();
+        std::this_thread::yield();
+        lk.lock();
+      }
+      spinning_waiters_.fetch_sub(1, std::memory_order_relaxed);
+      return done;
     }
   }
   return true;
@@ -151,6 +167,11 @@ void Engine::run() {
 
 void Engine::run_spin() {
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (spinning_waiters_.load(std::memory_order_relaxed) > 0) {
+      // A waiter polls the rings and runs the timers; look again soon.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      continue;
+    }
     {
       std::unique_lock<std::mutex> lk(mu_, std::try_to_lock);
       // An application thread inside the stack is making progress for us.

@@ -90,6 +90,10 @@ class Engine final : public SocketObserver {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> polls_{0};
+  // Application threads polling the device themselves in wait_locked
+  // (spin/busy-poll modes): while any does, the progress thread stays off
+  // the rings instead of competing for the lock and a core.
+  std::atomic<int> spinning_waiters_{0};
   bool events_ = false;
   Instant armed_ = kNever;  // the progress thread's timer deadline
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;

@@ -107,4 +107,55 @@ void tcp_close(Engine& e, TcpSocket* s) {
   e.after_call_locked();
 }
 
+void tcp_set_keepalive(Engine& e, TcpSocket* s, Duration idle, Duration interval, uint32_t count) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  s->options().keep_idle = idle;
+  s->options().keep_interval = interval;
+  s->options().keep_count = count;
+  s->set_keepalive(Engine::clock_now(), true);
+  e.after_call_locked();
+}
+
+void tcp_set_nodelay(Engine& e, TcpSocket* s, bool on) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  s->options().nodelay = on;
+}
+
+Expected<UdpSocket*, SockError> udp_bind(Engine& e, uint16_t port) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  UdpSocket* s = e.stack_locked().udp().open();
+  s->set_observer(&e, s);
+  if (auto r = s->bind({Ipv4Addr::any(), port}); !r) {
+    e.stack_locked().udp().close(s);
+    return unexpected(r.error());
+  }
+  e.steer_locked(ipproto::kUdp, s->local().port);
+  return s;
+}
+
+Expected<size_t, SockError> udp_send_to(Engine& e, UdpSocket* s, Bytes data, std::optional<Endpoint> to) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  auto r = s->send_to(Engine::clock_now(), data, to);
+  e.after_call_locked();
+  return r;
+}
+
+Expected<UdpRecv, SockError> udp_recv_from(Engine& e, UdpSocket* s, MutBytes out, Duration timeout) {
+  std::unique_lock<std::mutex> lk(e.mutex());
+  Expected<UdpRecv, SockError> r = unexpected(SockError::WouldBlock);
+  bool ok = e.wait_locked(lk, [&] {
+    r = s->recv_from(out);
+    return r.has_value() || r.error() != SockError::WouldBlock;
+  }, deadline_after(timeout));
+  e.after_call_locked();
+  if (!ok) return unexpected(SockError::TimedOut);
+  return r;
+}
+
+void udp_close(Engine& e, UdpSocket* s) {
+  std::lock_guard<std::mutex> lk(e.mutex());
+  e.stack_locked().udp().close(s);
+  e.after_call_locked();
+}
+
 }  // namespace xs::internal

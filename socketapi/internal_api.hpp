@@ -6,6 +6,7 @@
 
 #include "socketapi/engine.hpp"
 #include "stack/tcp/tcp_socket.hpp"
+#include "stack/udp/udp_socket.hpp"
 
 namespace xs::internal {
 
@@ -18,5 +19,15 @@ Expected<size_t, SockError> tcp_send_all(Engine& e, TcpSocket* s, Bytes data, Du
 Expected<size_t, SockError> tcp_recv(Engine& e, TcpSocket* s, MutBytes out, Duration timeout);
 void tcp_shutdown_write(Engine& e, TcpSocket* s);
 void tcp_close(Engine& e, TcpSocket* s);
+// SO_KEEPALIVE with TCP_KEEPIDLE/KEEPINTVL/KEEPCNT; TCP_NODELAY.
+void tcp_set_keepalive(Engine& e, TcpSocket* s, Duration idle, Duration interval, uint32_t count);
+void tcp_set_nodelay(Engine& e, TcpSocket* s, bool on);
+
+Expected<UdpSocket*, SockError> udp_bind(Engine& e, uint16_t port);
+// Sends one datagram to `to` (or the connected peer when nullopt).
+Expected<size_t, SockError> udp_send_to(Engine& e, UdpSocket* s, Bytes data, std::optional<Endpoint> to);
+// Receives one datagram, blocking up to timeout.
+Expected<UdpRecv, SockError> udp_recv_from(Engine& e, UdpSocket* s, MutBytes out, Duration timeout);
+void udp_close(Engine& e, UdpSocket* s);
 
 }  // namespace xs::internal

@@ -29,7 +29,7 @@ UdpConfig udp_config(const TcpConfig& t) {
 
 Stack::Stack(const StackConfig& cfg, Random& rng, FrameSink& sink)
     : cfg_(cfg),
-      arp_(cfg.mac, cfg.addr.addr, sink, counters_),
+      arp_(cfg.mac, cfg.addr.addr, sink, counters_, cfg.arp),
       ip_(ip_config(cfg), sink, arp_, rng, counters_),
       tcp_(cfg.tcp, ip_, rng, counters_),
       udp_(ip_, rng, counters_, udp_config(cfg.tcp)) {

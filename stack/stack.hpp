@@ -24,6 +24,7 @@ struct StackConfig {
   std::optional<Ipv4Addr> gateway;
   uint16_t mtu = 1500;
   TcpConfig tcp;
+  ArpConfig arp;
 };
 
 class Stack {

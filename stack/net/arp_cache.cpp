@@ -128,6 +128,11 @@ void ArpCache::send_arp(ArpOp op, MacAddr eth_dst, MacAddr target_mac, Ipv4Addr 
 }
 
 void ArpCache::send_request(Entry& e, bool unicast) {
+  if (cfg_.external != nullptr) {
+    ++c_.arp_tx_requests;
+    cfg_.external->request(e.ip);
+    return;
+  }
   // RFC 1122 2.3.2.1: re-verification of a cached entry is a unicast poll to
   // the cached MAC, so it does not disturb every host on the link.
   send_arp(ArpOp::Request, unicast ? e.mac : MacAddr::broadcast(), MacAddr{}, e.ip);
@@ -275,6 +280,9 @@ void ArpCache::update_from(Instant now, Entry& e, MacAddr mac, bool confirmed) {
 
 void ArpCache::on_arp(Instant now, Bytes payload) {
   ++c_.arp_rx;
+  // Shared-IP mode: ARP belongs to the kernel; a stray frame is not ours to
+  // answer (two replies for one address would confuse the neighbour).
+  if (cfg_.external != nullptr) return;
   auto parsed = parse_arp(payload);
   if (!parsed) {
     ++c_.arp_rx_bad;
@@ -328,6 +336,7 @@ bool ArpCache::insert_static(Ipv4Addr ip, MacAddr mac) {
   e.mac = mac;
   e.state = State::Permanent;
   e.next_probe = kNever;
+  e.probes = 0;
   if (was_incomplete) flush_queue(e);
   return true;
 }

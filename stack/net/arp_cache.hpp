@@ -18,6 +18,16 @@
 
 namespace xs {
 
+// Shared-IP mode: the kernel owns ARP for our address (requests and replies
+// reach the kernel, not us), so the cache neither sends nor answers ARP; it
+// asks the kernel to resolve and learns results through insert_static/remove
+// (the engine relays rtnetlink neighbour events).
+class NeighbourResolver {
+ public:
+  virtual ~NeighbourResolver() = default;
+  virtual void request(Ipv4Addr ip) = 0;
+};
+
 struct ArpConfig {
   Duration retrans_time = seconds(1);     // neigh retrans_time_ms
   uint8_t mcast_probes = 3;               // mcast_solicit: broadcast requests before failing
@@ -27,6 +37,7 @@ struct ArpConfig {
   size_t max_entries = 1024;              // gc_thresh3
   size_t pool_buffers = 64;               // frames awaiting resolution, whole cache
   size_t max_queue_per_entry = 16;        // per neighbour (Linux bounds by unres_qlen_bytes)
+  NeighbourResolver* external = nullptr;  // set: shared-IP mode (see NeighbourResolver)
 };
 
 class ArpCache {
@@ -57,7 +68,9 @@ class ArpCache {
   void on_arp(Instant now, Bytes payload);
 
   // ---- administration ------------------------------------------------------
-  // A permanent entry: never aged, never changed by received ARP.
+  // A permanent entry: never aged, never changed by received ARP; replaces
+  // the MAC of an existing entry and sends the frames waiting for it. In
+  // shared-IP mode every entry the kernel reports valid arrives this way.
   // Returns false when the table is full.
   bool insert_static(Ipv4Addr ip, MacAddr mac);
   void remove(Ipv4Addr ip);

@@ -306,3 +306,66 @@ TEST(ArpCacheTable, ManyEntriesAndRemovalsKeepIndexConsistent) {
 }
 
 }  // namespace
+
+// Shared-IP mode: the kernel owns ARP; the cache asks it to resolve and is told
+// the answer (through insert_static / remove, relayed from rtnetlink).
+struct RecordingResolver : NeighbourResolver {
+  std::vector<Ipv4Addr> asked;
+  void request(Ipv4Addr ip) override { asked.push_back(ip); }
+};
+
+struct ExternalArpFixture : ArpFixture {
+  RecordingResolver resolver;
+  ArpCache ext{kOurMac, kOurIp, sink, c, [this] {
+                 ArpConfig cfg;
+                 cfg.external = &resolver;
+                 return cfg;
+               }()};
+};
+
+TEST_F(ExternalArpFixture, ResolutionGoesToKernelAndAnswerFlushesQueue) {
+  MutBytes b = ext.enqueue_begin(at_ms(0), kPeerIp);
+  ASSERT_FALSE(b.empty());
+  std::memset(b.data(), 0, 60);
+  b[12] = 0x08;  // IPv4 ethertype, so the frame parses
+  b[14] = 7;
+  ext.enqueue_commit(60);
+  EXPECT_EQ(sink.size(), 0u);  // no ARP on the wire from us
+  ASSERT_EQ(resolver.asked.size(), 1u);
+  EXPECT_EQ(resolver.asked[0], kPeerIp);
+  ext.poll(at_ms(1000));  // still unresolved: ask again, on the same schedule
+  EXPECT_EQ(resolver.asked.size(), 2u);
+  EXPECT_EQ(sink.size(), 0u);
+  ASSERT_TRUE(ext.insert_static(kPeerIp, kPeerMac));
+  ASSERT_EQ(sink.size(), 1u);
+  auto eth = sink.eth();
+  ASSERT_TRUE(eth.has_value());
+  EXPECT_EQ(eth->hdr.dst, kPeerMac);
+  EXPECT_EQ(sink.frames[0][14], 7);
+  EXPECT_EQ(ext.lookup(at_ms(1001), kPeerIp), kPeerMac);
+  // The kernel re-learns a new MAC: replaced, not ignored.
+  ASSERT_TRUE(ext.insert_static(kPeerIp, kPeerMac2));
+  EXPECT_EQ(ext.lookup(at_ms(1002), kPeerIp), kPeerMac2);
+  ext.remove(kPeerIp);
+  EXPECT_FALSE(ext.lookup(at_ms(1003), kPeerIp).has_value());
+}
+
+TEST_F(ExternalArpFixture, ArpRequestsForOurAddressAreLeftToTheKernel) {
+  auto f = test::arp_frame(MacAddr::broadcast(), {ArpOp::Request, kPeerMac, kPeerIp, MacAddr{}, kOurIp});
+  auto e = parse_ethernet(Bytes(f.data(), f.size()));
+  ASSERT_TRUE(e.has_value());
+  ext.on_arp(at_ms(0), e->payload);
+  EXPECT_EQ(sink.size(), 0u);
+  EXPECT_FALSE(ext.state_of(kPeerIp).has_value());
+}
+
+TEST_F(ExternalArpFixture, UnansweredKernelResolutionFailsAndDropsQueue) {
+  MutBytes b = ext.enqueue_begin(at_ms(0), kPeerIp);
+  ASSERT_FALSE(b.empty());
+  ext.enqueue_commit(60);
+  for (int t = 1000; t <= 3000; t += 1000) ext.poll(at_ms(t));
+  EXPECT_EQ(resolver.asked.size(), 3u);
+  EXPECT_EQ(c.arp_resolve_failed, 1u);
+  EXPECT_FALSE(ext.state_of(kPeerIp).has_value());
+  EXPECT_EQ(ext.free_buffers(), 64u);
+}
