@@ -7,7 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace xs {
 
@@ -38,7 +40,8 @@ Instant Engine::clock_now() {
   return Instant{int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000};
 }
 
-Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev) : cfg_(cfg), dev_(std::move(dev)) {
+Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev, std::unique_ptr<HostKernel> host)
+    : cfg_(cfg), dev_(std::move(dev)), host_(std::move(host)) {
   rng_ = std::make_unique<OsSeededRandom>(cfg.seed ? cfg.seed : os_seed());
   StackConfig sc;
   sc.mac = dev_->mac();
@@ -46,7 +49,16 @@ Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev) : cfg
   sc.gateway = cfg.gateway;
   sc.mtu = dev_->mtu();
   sc.tcp = cfg.tcp;
+  if (!cfg.dedicated_ip) {
+    if (!host_) throw std::invalid_argument("xstack: shared-IP mode needs the host kernel's routes and neighbours");
+    sc.arp.external = host_.get();
+    if (!sc.gateway) sc.gateway = host_->default_gateway();
+    cfg_.gateway = sc.gateway;
+  } else {
+    host_.reset();
+  }
   stack_ = std::make_unique<Stack>(sc, *rng_, *dev_);
+  if (host_) host_->sync(stack_->arp());
   if (cfg.dedicated_ip) {
     // The address is ours alone: every packet for it comes to the stack, so
     // closed ports get a RST / port unreachable from us as from a host.
@@ -60,6 +72,11 @@ Engine::~Engine() { stop(); }
 
 size_t Engine::poll_locked(Instant now) {
   polls_.fetch_add(1, std::memory_order_relaxed);
+  if (host_ && (host_pending_.exchange(false, std::memory_order_relaxed) || host_->wants_sync() ||
+                (cfg_.poll_mode != PollMode::Interrupt && now >= next_host_sync_))) {
+    host_->sync(stack_->arp());
+    next_host_sync_ = now + millis(1);
+  }
   size_t n = dev_->poll_rx([&](Bytes f) { stack_->receive_frame(now, f); }, cfg_.rx_batch);
   if (stack_->poll_at() <= now) stack_->poll(now);
   dev_->flush_tx();
@@ -71,13 +88,44 @@ size_t Engine::poll_locked(Instant now) {
 }
 
 void Engine::after_call_locked() {
+  // A call that needed a neighbour the kernel already knew sends at once.
+  if (host_ && host_->wants_sync()) host_->sync(stack_->arp());
   dev_->flush_tx();
   if (stack_->poll_at() < armed_) wake();
 }
 
-bool Engine::steer_locked(uint8_t proto, uint16_t port) {
-  if (cfg_.dedicated_ip) return true;  // the whole address is steered already
-  return dev_->add_flow(proto, cfg_.addr.addr, port);
+Expected<uint16_t, SockError> Engine::claim_port_locked(const void* owner, uint8_t proto, uint16_t port,
+                                                        bool reuseaddr) {
+  if (cfg_.dedicated_ip) return port;  // the whole address is steered already
+  auto r = host_->reserve(proto, port, reuseaddr);
+  if (!r) {
+    switch (r.error()) {
+      case EADDRINUSE: return unexpected(SockError::AddressInUse);
+      case EADDRNOTAVAIL: return unexpected(SockError::AddressNotAvailable);
+      case EACCES: return unexpected(SockError::AccessDenied);
+      case ENOBUFS:
+      case ENOMEM: return unexpected(SockError::NoBufferSpace);
+      default: return unexpected(SockError::InvalidArgument);
+    }
+  }
+  if (!dev_->add_flow(proto, cfg_.addr.addr, *r)) {
+    host_->release(proto, *r);
+    return unexpected(SockError::NoBufferSpace);
+  }
+  claims_[owner] = {proto, *r};
+  return *r;
+}
+
+void Engine::release_claim_locked(const void* owner) {
+  auto it = claims_.find(owner);
+  if (it == claims_.end()) return;
+  auto [proto, port] = it->second;
+  claims_.erase(it);
+  // The stack may still hold the port (TIME_WAIT, a graceful close in the
+  // background); its stray segments then reach the kernel, which answers with
+  // RST: the price of handing the port back as soon as the application is done.
+  dev_->remove_flow(proto, cfg_.addr.addr, port);
+  host_->release(proto, port);
 }
 
 void Engine::on_socket_event(void* cookie) {
@@ -102,15 +150,19 @@ bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<b
       // latency), letting other threads of the process in between polls.
       spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
       bool done = false;
-      while (!done) {
-        poll_locked(clock_now());
+      for (uint32_t spins = 1; !done; ++spins) {
+        Instant t = clock_now();
+        poll_locked(t);
         if (pred()) {
           done = true;
           break;
         }
-        if (clock_now() >= deadline) break;
+        if (t >= deadline) break;
+        // Let other threads of the process in between polls; a sched_yield
+        // per poll would cost more than the poll, so only now and then.
         lk.unlock();
-        std::this_thread::yield();
+        if (spins % 64 == 0) std::this_thread::yield();
+        else __builtin_ia32_pause();
         lk.lock();
       }
       spinning_waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -145,6 +197,10 @@ void Engine::start() {
     epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
     ev.data.fd = eventfd_;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, eventfd_, &ev);
+    if (host_ && host_->fd() >= 0) {
+      ev.data.fd = host_->fd();
+      epoll_ctl(epfd_, EPOLL_CTL_ADD, host_->fd(), &ev);
+    }
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -168,8 +224,9 @@ void Engine::run() {
 void Engine::run_spin() {
   while (!stop_.load(std::memory_order_relaxed)) {
     if (spinning_waiters_.load(std::memory_order_relaxed) > 0) {
-      // A waiter polls the rings and runs the timers; look again soon.
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      // A waiter polls the rings and runs the timers. Waking rarely keeps
+      // this thread from preempting it (a few microseconds each time).
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
       continue;
     }
     {
@@ -206,6 +263,8 @@ void Engine::run_interrupt() {
       if (evs[i].data.fd == timerfd_ || evs[i].data.fd == eventfd_) {
         ssize_t r = read(evs[i].data.fd, &v, sizeof v);
         (void)r;
+      } else if (host_ && evs[i].data.fd == host_->fd()) {
+        host_pending_ = true;  // applied by the next poll_locked, under the lock
       }
     }
   }

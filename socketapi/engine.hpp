@@ -18,7 +18,10 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
+#include "socketapi/host_kernel.hpp"
 #include "socketapi/packet_device.hpp"
 #include "stack/base/random.hpp"
 #include "stack/stack.hpp"
@@ -34,14 +37,17 @@ struct EngineConfig {
   TcpConfig tcp;
   uint64_t seed = 0;  // 0: seed from getrandom(2)
   size_t rx_batch = 64;
-  // Dedicated-IP mode: the device also steers ARP and ICMP for our address to
-  // us and the stack answers them; otherwise the kernel keeps them.
+  // Dedicated-IP mode: the device steers everything for our address (ARP,
+  // ICMP, every TCP/UDP port) to us and the stack answers it. Shared-IP mode
+  // (false): only the ports the stack claims are steered; the kernel keeps
+  // ARP/ICMP and, through a HostKernel, tells us neighbours and the gateway.
   bool dedicated_ip = true;
 };
 
 class Engine final : public SocketObserver {
  public:
-  Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev);
+  // `host` is required in shared-IP mode and unused otherwise.
+  Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev, std::unique_ptr<HostKernel> host = nullptr);
   ~Engine() override;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -64,8 +70,14 @@ class Engine final : public SocketObserver {
   // Waits (releasing the lock) until pred() holds or `deadline` passes.
   // Returns pred(). In busy-poll/spin modes the caller polls the device itself.
   bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
-  // Steering for a local port the stack now uses (bind/listen/connect).
-  bool steer_locked(uint8_t proto, uint16_t port);
+  // A local port the stack is about to bind (0: any). Dedicated IP: returns
+  // `port` (the stack picks when 0). Shared IP: reserves it with the kernel
+  // (which picks when 0) and steers it to us; AddressInUse when the kernel
+  // or another process has it. Undo with release_port_locked.
+  // `owner` (the socket) releases the claim with release_claim_locked.
+  Expected<uint16_t, SockError> claim_port_locked(const void* owner, uint8_t proto, uint16_t port, bool reuseaddr);
+  void release_claim_locked(const void* owner);
+  bool shared_ip() const { return !cfg_.dedicated_ip; }
 
   // Readiness changed on some socket (SocketObserver).
   void on_socket_event(void* cookie) override;
@@ -83,6 +95,10 @@ class Engine final : public SocketObserver {
 
   EngineConfig cfg_;
   std::unique_ptr<PacketDevice> dev_;
+  std::unique_ptr<HostKernel> host_;
+  std::atomic<bool> host_pending_{false};  // the host fd reported updates
+  Instant next_host_sync_;                  // spin modes look every millisecond
+  std::unordered_map<const void*, std::pair<uint8_t, uint16_t>> claims_;  // owner -> (proto, port)
   std::unique_ptr<Random> rng_;
   std::unique_ptr<Stack> stack_;
   std::mutex mu_;

@@ -6,6 +6,17 @@ namespace xs::internal {
 
 namespace {
 Instant deadline_after(Duration d) { return Engine::clock_now() + d; }
+
+// Binds s to `port` (0: any) after the engine has claimed it (shared IP: the
+// kernel reserved it and picked it when 0).
+template <class Socket>
+Status<SockError> claim_and_bind(Engine& e, Socket* s, uint8_t proto, uint16_t port, bool reuseaddr) {
+  auto claimed = e.claim_port_locked(s, proto, port, reuseaddr);
+  if (!claimed) return unexpected(claimed.error());
+  auto r = s->bind({Ipv4Addr::any(), *claimed});
+  if (!r) e.release_claim_locked(s);
+  return r;
+}
 }  // namespace
 
 Expected<TcpSocket*, SockError> tcp_listen(Engine& e, uint16_t port, int backlog) {
@@ -13,15 +24,13 @@ Expected<TcpSocket*, SockError> tcp_listen(Engine& e, uint16_t port, int backlog
   TcpSocket* s = e.stack_locked().tcp().open();
   s->set_observer(&e, s);
   s->options().reuseaddr = true;
-  if (auto r = s->bind({Ipv4Addr::any(), port}); !r) {
+  auto fail = [&](SockError err) -> Expected<TcpSocket*, SockError> {
+    e.release_claim_locked(s);
     s->close(Engine::clock_now());
-    return unexpected(r.error());
-  }
-  if (auto r = s->listen(backlog); !r) {
-    s->close(Engine::clock_now());
-    return unexpected(r.error());
-  }
-  e.steer_locked(ipproto::kTcp, s->local().port);
+    return unexpected(err);
+  };
+  if (auto r = claim_and_bind(e, s, ipproto::kTcp, port, true); !r) return fail(r.error());
+  if (auto r = s->listen(backlog); !r) return fail(r.error());
   return s;
 }
 
@@ -41,16 +50,24 @@ Expected<TcpSocket*, SockError> tcp_connect(Engine& e, Endpoint remote, Duration
   std::unique_lock<std::mutex> lk(e.mutex());
   TcpSocket* s = e.stack_locked().tcp().open();
   s->set_observer(&e, s);
+  if (e.shared_ip()) {
+    // The kernel picks the local port, so it never hands it out itself.
+    if (auto b = claim_and_bind(e, s, ipproto::kTcp, 0, false); !b) {
+      s->close(Engine::clock_now());
+      return unexpected(b.error());
+    }
+  }
   auto r = s->connect(Engine::clock_now(), remote);
   if (!r && r.error() != SockError::InProgress) {
+    e.release_claim_locked(s);
     s->close(Engine::clock_now());
     return unexpected(r.error());
   }
-  e.steer_locked(ipproto::kTcp, s->local().port);
   e.after_call_locked();
   bool done = e.wait_locked(lk, [&] { return s->state() != TcpState::SynSent; }, deadline_after(timeout));
   if (!done || s->state() != TcpState::Established) {
     SockError err = s->pending_error().value_or(done ? SockError::ConnectionRefused : SockError::TimedOut);
+    e.release_claim_locked(s);
     s->close(Engine::clock_now());
     e.after_call_locked();
     return unexpected(err);
@@ -103,6 +120,7 @@ void tcp_shutdown_write(Engine& e, TcpSocket* s) {
 
 void tcp_close(Engine& e, TcpSocket* s) {
   std::lock_guard<std::mutex> lk(e.mutex());
+  e.release_claim_locked(s);
   s->close(Engine::clock_now());
   e.after_call_locked();
 }
@@ -125,11 +143,10 @@ Expected<UdpSocket*, SockError> udp_bind(Engine& e, uint16_t port) {
   std::lock_guard<std::mutex> lk(e.mutex());
   UdpSocket* s = e.stack_locked().udp().open();
   s->set_observer(&e, s);
-  if (auto r = s->bind({Ipv4Addr::any(), port}); !r) {
+  if (auto r = claim_and_bind(e, s, ipproto::kUdp, port, false); !r) {
     e.stack_locked().udp().close(s);
     return unexpected(r.error());
   }
-  e.steer_locked(ipproto::kUdp, s->local().port);
   return s;
 }
 
@@ -154,6 +171,7 @@ Expected<UdpRecv, SockError> udp_recv_from(Engine& e, UdpSocket* s, MutBytes out
 
 void udp_close(Engine& e, UdpSocket* s) {
   std::lock_guard<std::mutex> lk(e.mutex());
+  e.release_claim_locked(s);
   e.stack_locked().udp().close(s);
   e.after_call_locked();
 }

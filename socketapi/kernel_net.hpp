@@ -55,8 +55,8 @@ class KernelNetWatcher {
   int fd() const { return notify_fd_; }
 
   // Drains pending notifications without blocking, updating the route table,
-  // and calls on_neigh for each neighbour change on our ifindex (an event that
-  // repeats the kind and MAC already reported is not passed on). When the
+  // and calls on_neigh for each neighbour change on our ifindex (a Valid event
+  // with the MAC already reported is not passed on; Failed always is). When the
   // socket overran (ENOBUFS: events were lost) both tables are dumped again
   // and on_neigh receives the differences, including Gone for lost deletions.
   // IPv4 does not send RTM_DELROUTE for routes it flushes when a link goes
@@ -77,9 +77,12 @@ class KernelNetWatcher {
   // NLM_F_CREATE and NTF_USE, which runs the kernel's neigh_event_send() as if
   // a packet were queued, so an unknown or failed entry becomes INCOMPLETE and
   // an ARP request goes out at once; the result arrives through process().
-  // A STALE entry is re-verified (DELAY, then a unicast probe); a valid or
-  // resolving entry, including a permanent one, is left as it is.
-  Status<std::string> resolve(Ipv4Addr ip);
+  // A STALE entry is re-verified (DELAY, then a unicast probe); a reachable or
+  // resolving entry is left as it is. A PERMANENT or NOARP entry is not sent
+  // the request at all, since NTF_USE would strip NUD_PERMANENT from it.
+  // Returns the MAC when the kernel already has a usable one: then no event
+  // may follow (the entry does not change), so the caller must use it now.
+  Expected<std::optional<MacAddr>, std::string> resolve(Ipv4Addr ip);
 
   // Times the notification socket overran and the tables were re-dumped.
   uint64_t overruns() const { return overruns_; }
@@ -89,6 +92,12 @@ class KernelNetWatcher {
       : notify_fd_(notify_fd), request_fd_(request_fd), ifindex_(ifindex) {}
 
   Status<std::string> dump_routes();
+  // ip's entry on our interface (state and lladdr); nullopt when there is none.
+  struct NeighEntry {
+    uint16_t state = 0;
+    std::optional<MacAddr> mac;
+  };
+  Expected<std::optional<NeighEntry>, std::string> neigh_state(Ipv4Addr ip);
   Status<std::string> dump_neighbours(const std::function<void(const KernelNeighbour&)>* on_neigh);
   void apply_route(bool add, const KernelRoute& r);
   void note_neighbour(const KernelNeighbour& n, const std::function<void(const KernelNeighbour&)>* on_neigh);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "socketapi/internal_api.hpp"
+#include "socketapi/kernel_host.hpp"
 #include "socketapi/xdp_packet_device.hpp"
 #include "tools/peer/backend.hpp"
 
@@ -141,7 +142,16 @@ std::unique_ptr<Backend> make_xstack_backend(const Options& o) {
   ec.gateway = o.gateway;
   ec.poll_mode = o.poll;
   ec.dedicated_ip = !o.shared_ip;
-  auto engine = std::make_unique<Engine>(ec, std::move(*dev));
+  std::unique_ptr<HostKernel> host;
+  if (o.shared_ip) {
+    auto h = KernelHost::open((*dev)->xdp().ifindex(), o.addr->addr);
+    if (!h) {
+      std::fprintf(stderr, "xstack-peer: rtnetlink: %s\n", h.error().c_str());
+      return nullptr;
+    }
+    host = std::move(*h);
+  }
+  auto engine = std::make_unique<Engine>(ec, std::move(*dev), std::move(host));
   engine->start();
   return std::make_unique<XsBackend>(std::move(engine));
 }

@@ -213,6 +213,7 @@ int pingpong(Backend& b, const Options& o) {
   // One-way latency is half the round trip (the convention sockperf uses).
   std::printf("pingpong size=%u n=%zu oneway_p50_us=%.2f oneway_p99_us=%.2f oneway_p999_us=%.2f\n", o.size,
               rtt_us.size(), pct(0.5) / 2, pct(0.99) / 2, pct(0.999) / 2);
+  b.print_stats();
   return 0;
 }
 
