@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds everything, runs the demo.
-#   bash scripts/demo.sh [demo arguments]
+# The main job: installs what is missing, builds everything, runs the demo:
+#   1. xstack over AF_XDP on a veth lab against the kernel, side by side:
+#      TCP echo latency (64 B request/response; kernel, xstack busy-poll and
+#      interrupt mode, the raw AF_XDP floor) and 256 MiB each way through an
+#      xstack server vs a kernel server (tools/bench/xstack-bench-echo,
+#      tools/demo/veth-demo.sh). Needs root and network namespaces.
+#   2. The simulator demo (CUBIC vs NewReno over a lossy simulated link).
+# Until the LD_PRELOAD shim exists the veth part runs xstack-peer (an engine
+# driven from the command line), not an unmodified program.
+#   bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-# The demo to run, relative to the build directory. Until the AF_XDP demo
-# exists this is the simulator demo (tools/demo/).
-DEMO=tools/xstack-sim-demo
-DEMO_ARGS=()
-
 BUILD_DIR=${XS_BUILD_DIR:-build}
 
 bash scripts/deps.sh
 bash scripts/build.sh
 
-if [[ ! -x "$BUILD_DIR/$DEMO" ]]; then
-  echo "demo: ERROR: $BUILD_DIR/$DEMO was not built (no sources for it yet?)" >&2
-  exit 1
+if [[ $(id -u) -eq 0 ]] && ip netns add xsdemoprobe 2>/dev/null; then
+  ip netns del xsdemoprobe
+  echo
+  echo "==== xstack on AF_XDP over a veth lab vs the Linux kernel ===="
+  bash tools/demo/veth-demo.sh --build "$BUILD_DIR"
+else
+  echo "demo: not root or no network namespaces: skipping the veth part" >&2
 fi
-echo "demo: running $BUILD_DIR/$DEMO ${DEMO_ARGS[*]} $*"
-exec "$BUILD_DIR/$DEMO" "${DEMO_ARGS[@]}" "$@"
+echo
+echo "==== the protocol core on the network simulator ===="
+exec "$BUILD_DIR/tools/xstack-sim-demo"
