@@ -260,9 +260,13 @@ bool TcpSocket::process_rst(Instant now, const TcpRepr& seg) {
   return false;
 }
 
-void TcpSocket::update_send_window(const TcpRepr& seg) {
+void TcpSocket::update_send_window(const TcpRepr& seg, bool ack_advanced) {
   // RFC 9293 3.10.7.4 fifth check: update only from newer segments (SND.WL1/WL2).
-  if (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)) {
+  // An ACK that advanced SND.UNA always carries the newest window (Linux
+  // tcp_may_update_window), even on a retransmission with an old SEG.SEQ: keep
+  // the old window then and SND.UNA + SND.WND would lie beyond the right edge
+  // the peer offered, and we would send data (and ACKs) outside its window.
+  if (ack_advanced || (seg.ack >= snd_una_ && (snd_wl1_ < seg.seq || (snd_wl1_ == seg.seq && snd_wl2_ <= seg.ack)))) {
     uint32_t wnd = uint32_t(seg.window) << snd_wscale_;
     bool opened = snd_wnd_ == 0 && wnd > 0;
     snd_wnd_ = wnd;
@@ -327,14 +331,14 @@ bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
     } else {
       rtx_deadline_ = now + rtt_.rto();
     }
-    update_send_window(seg);
+    update_send_window(seg, true);
     expand_sndbuf();
     notify();  // send space may have opened
     return true;
   }
   // ack == snd_una (or older but acceptable): maybe a duplicate ACK (RFC 5681 2).
   uint32_t old_wnd = snd_wnd_;
-  update_send_window(seg);
+  update_send_window(seg, false);
   bool is_dup = seg.ack == snd_una_ && seg.payload.empty() && !seg.has(tcpflag::kSyn) &&
                 !seg.has(tcpflag::kFin) && snd_una_ != snd_nxt_ && (snd_wnd_ == old_wnd || newly_sacked > 0);
   if (is_dup) on_dupack(now, newly_sacked > 0);

@@ -156,7 +156,7 @@ class TcpSocket {
   bool process_ack(Instant now, const TcpRepr& seg);
   void process_data(Instant now, const TcpRepr& seg);
   void process_fin(Instant now);
-  void update_send_window(const TcpRepr& seg);
+  void update_send_window(const TcpRepr& seg, bool ack_advanced);
   void take_peer_options(const TcpRepr& syn);
   void challenge_ack(Instant now);
   void enter_established(Instant now);
@@ -179,7 +179,15 @@ class TcpSocket {
   bool nagle_allows(Instant now, uint32_t len);
   void send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_off, uint32_t len,
                     bool retransmission);
-  void send_ack(Instant now) { send_segment(now, snd_nxt_, tcpflag::kAck, 0, 0, false); }
+  void send_ack(Instant now) { send_segment(now, acceptable_seq(), tcpflag::kAck, 0, 0, false); }
+  // The sequence number for a segment without data (Linux tcp_acceptable_seq):
+  // SND.NXT, unless the peer's window has shrunk below it; then the window's
+  // right edge, or the peer would find the ACK outside its window and drop it
+  // (RFC 9293 3.10.7.4), losing the acknowledgement it carries.
+  Seq acceptable_seq() const {
+    const Seq edge = snd_una_ + snd_wnd_;
+    return snd_nxt_ <= edge ? snd_nxt_ : edge;
+  }
   void send_syn(Instant now, bool with_ack);
   void send_probe(Instant now);
   void send_rst(Instant now);

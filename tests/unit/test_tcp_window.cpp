@@ -94,5 +94,50 @@ TEST(TcpZeroWindow, UnansweredProbesTimeOut) {
   EXPECT_EQ(p.s->take_error(), SockError::TimedOut);
 }
 
+
+// A retransmission from the peer (old SEG.SEQ) can carry the newest ACK and a
+// closed window. The window must be taken from it (Linux
+// tcp_may_update_window): keeping the old window would put SND.UNA + SND.WND
+// beyond the edge the peer offered and we would send outside its window. Found
+// on the veth lab with reordering: the kernel, whose buffer was full, dropped
+// all of it and the transfer deadlocked.
+TEST(TcpSendWindow, RetransmissionWithNewAckUpdatesTheWindow) {
+  Passive p;
+  p.h.recv(at_ms(20), {.flags = kA, .seq = p.R(0), .ack = p.L(0), .window = 1000});
+  p.h.expect_none();
+  send_str(p.s, at_ms(30), std::string(3000, 'x'));
+  auto out = p.h.take();
+  ASSERT_EQ(out.size(), 1u);  // only what the 1000-byte window allows
+  EXPECT_EQ(out[0].payload.size(), 1000u);
+  // The peer's first data segment is lost; its second (out of order)
+  // advances SND.WL1 to R(100), still acking nothing.
+  p.h.recv(at_ms(41), {.flags = kA, .seq = p.R(100), .ack = p.L(0), .window = 1000, .payload = std::string(100, 'b')});
+  p.h.take();
+  // The peer retransmits R(0) with ack L(1000) and window 0: the right edge
+  // stays L(1000), so nothing more may be sent.
+  p.h.recv(at_ms(50), {.flags = kA, .seq = p.R(0), .ack = p.L(1000), .window = 0, .payload = std::string(100, 'a')});
+  EXPECT_EQ(TcpSocketTestAccess::snd_wnd(*p.s), 0u);
+  for (const Sent& seg : p.h.take()) {
+    EXPECT_EQ(seg.payload, "") << "data sent beyond the peer's window";
+    EXPECT_EQ(seg.seq, p.L(1000));
+  }
+}
+
+// When the peer's window has shrunk below SND.NXT, a pure ACK carries the
+// window's right edge, not SND.NXT (Linux tcp_acceptable_seq), so the peer
+// finds it in its window and processes the acknowledgement.
+TEST(TcpSendWindow, PureAckUsesTheRightEdgeWhenTheWindowShrank) {
+  Passive p;
+  p.h.recv(at_ms(20), {.flags = kA, .seq = p.R(0), .ack = p.L(0), .window = 1000});
+  send_str(p.s, at_ms(30), std::string(1000, 'x'));
+  ASSERT_EQ(p.h.take().size(), 1u);
+  // The peer shrinks its window to 500 (right edge L(500) < SND.NXT = L(1000)) and sends data.
+  p.h.recv(at_ms(40), {.flags = kA, .seq = p.R(0), .ack = p.L(0), .window = 500, .payload = "data"});
+  p.h.run_until(at_ms(100));  // the delayed ACK, if it was delayed
+  auto acks = p.h.take();
+  ASSERT_FALSE(acks.empty());
+  check(acks.back(), {.flags = kA, .seq = p.L(500), .ack = p.R(4), .payload = ""});
+}
+
 }  // namespace
 }  // namespace xs::test
