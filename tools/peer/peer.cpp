@@ -89,8 +89,13 @@ int serve(Backend& b, const Options& o) {
       usleep(100000);
       continue;
     }
-    auto c = l->accept(millis(200));
+    // In spin/busy-poll modes a blocked accept spins like every waiter; the
+    // echo threads must have the core to themselves, so the accept loop
+    // looks now and then instead (the kernel back end sleeps in poll()).
+    const bool spinning = !o.kernel && o.poll != PollMode::Interrupt;
+    auto c = l->accept(spinning ? Duration{0} : millis(200));
     if (c) threads.emplace_back(echo_connection, std::move(c), std::cref(o));
+    else if (spinning) usleep(20000);
   }
   g_stop = true;
   for (auto& t : threads) t.join();
