@@ -88,6 +88,7 @@ size_t Engine::poll_locked(Instant now) {
 }
 
 void Engine::after_call_locked() {
+  if (cfg_.poll_mode != PollMode::Interrupt) last_app_activity_us_.store(clock_now().us, std::memory_order_relaxed);
   // A call that needed a neighbour the kernel already knew sends at once.
   if (host_ && host_->wants_sync()) host_->sync(stack_->arp());
   dev_->flush_tx();
@@ -150,19 +151,27 @@ bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<b
       // latency), letting other threads of the process in between polls.
       spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
       bool done = false;
-      for (uint32_t spins = 1; !done; ++spins) {
+      Instant last_yield = clock_now();
+      while (!done) {
         Instant t = clock_now();
+        last_app_activity_us_.store(t.us, std::memory_order_relaxed);
         poll_locked(t);
         if (pred()) {
           done = true;
           break;
         }
         if (t >= deadline) break;
-        // Let other threads of the process in between polls; a sched_yield
-        // per poll would cost more than the poll, so only now and then.
+        // Let other threads of the process in between polls. sched_yield
+        // costs about a microsecond here (a trip through the scheduler even
+        // when nothing else is runnable) and a frame arriving meanwhile waits
+        // for it, so yield only every 200 us.
         lk.unlock();
-        if (spins % 64 == 0) std::this_thread::yield();
-        else __builtin_ia32_pause();
+        if (t - last_yield >= micros(200)) {
+          std::this_thread::yield();
+          last_yield = t;
+        } else {
+          __builtin_ia32_pause();
+        }
         lk.lock();
       }
       spinning_waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -223,10 +232,14 @@ void Engine::run() {
 
 void Engine::run_spin() {
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (spinning_waiters_.load(std::memory_order_relaxed) > 0) {
-      // A waiter polls the rings and runs the timers. Waking rarely keeps
-      // this thread from preempting it (a few microseconds each time).
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // While an application thread is polling (waiting, or between two calls
+    // of a request/response loop) it runs the rings and the timers itself;
+    // competing for the lock and the core would only delay it. Sleeping in
+    // steps of 1 ms keeps this thread from preempting it, and resumes polling
+    // soon after the application goes quiet.
+    if (spinning_waiters_.load(std::memory_order_relaxed) > 0 ||
+        clock_now().us - last_app_activity_us_.load(std::memory_order_relaxed) < 2000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
     {

@@ -110,6 +110,9 @@ class Engine final : public SocketObserver {
   // (spin/busy-poll modes): while any does, the progress thread stays off
   // the rings instead of competing for the lock and a core.
   std::atomic<int> spinning_waiters_{0};
+  // When an application thread last polled or called in (microseconds of
+  // Instant): while that is recent, the progress thread keeps away too.
+  std::atomic<int64_t> last_app_activity_us_{0};
   bool events_ = false;
   Instant armed_ = kNever;  // the progress thread's timer deadline
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
