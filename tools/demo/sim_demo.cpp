@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("xstack protocol core on a simulated link (no AF_XDP yet: see README)\n");
+  std::printf("xstack protocol core on a simulated link (deterministic, seeded)\n");
   std::printf("link: %llu Mbit/s, %lld ms one way, %.1f%% loss, reordering and duplication, seed %llu\n",
               (unsigned long long)o.mbit, (long long)o.delay_ms, o.loss * 100, (unsigned long long)o.seed);
   std::printf("transfer: %llu MiB from 198.18.0.1 to 198.18.0.2, every byte checked\n\n", (unsigned long long)o.mib);
