@@ -25,8 +25,13 @@ void KernelHost::sync(ArpCache& arp) {
     // The kernel's answer is authoritative: a valid entry replaces ours (and
     // releases frames waiting for it); a failed or deleted one is forgotten,
     // so the next packet asks again.
-    if (n.kind == NeighKind::Valid) arp.insert_static(n.ip, n.mac);
-    else arp.remove(n.ip);
+    if (n.kind == NeighKind::Valid) {
+      arp.insert_static(n.ip, n.mac);
+    } else if (arp.state_of(n.ip) != ArpCache::State::Incomplete) {
+      // An entry still being resolved is left to the cache's own retries:
+      // when they run out it reports the waiting packets unreachable.
+      arp.remove(n.ip);
+    }
   };
   for (const KernelNeighbour& n : known_now_) apply(n);
   known_now_.clear();

@@ -168,6 +168,25 @@ void ArpCache::drop_queue(Entry& e) {
   e.q_head = 0;
 }
 
+void ArpCache::fail_entry(Instant now, int32_t idx) {
+  Entry& e = entries_[size_t(idx)];
+  // Take the frames out first: the observer may send (and enqueue) again.
+  uint8_t bufs[kMaxQueue];
+  uint8_t n = 0;
+  while (e.q_len > 0) {
+    bufs[n++] = e.q[e.q_head];
+    e.q_head = uint8_t((e.q_head + 1) % kMaxQueue);
+    --e.q_len;
+  }
+  erase(idx);
+  for (uint8_t k = 0; k < n; ++k) {
+    if (failure_observer_ != nullptr) {
+      failure_observer_->on_unresolved(now, Bytes(pool_.data() + size_t(bufs[k]) * frame_len_, buf_len_[bufs[k]]));
+    }
+    free_bufs_.push_back(bufs[k]);
+  }
+}
+
 // ---- output path -------------------------------------------------------------
 
 std::optional<MacAddr> ArpCache::lookup(Instant now, Ipv4Addr next_hop) {
@@ -375,8 +394,12 @@ void ArpCache::poll(Instant now) {
           if (e.probes >= limit) {
             // RFC 1122 2.3.2.1: give up; queued packets are dropped and the
             // next send starts a fresh resolution.
-            if (e.state == State::Incomplete) ++c_.arp_resolve_failed;
-            erase(int32_t(i));
+            if (e.state == State::Incomplete) {
+              ++c_.arp_resolve_failed;
+              fail_entry(now, int32_t(i));
+            } else {
+              erase(int32_t(i));
+            }
             continue;
           }
           ++e.probes;

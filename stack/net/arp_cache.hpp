@@ -28,6 +28,15 @@ class NeighbourResolver {
   virtual void request(Ipv4Addr ip) = 0;
 };
 
+// Told about each frame dropped because its next hop never answered, so the
+// sender learns "host unreachable" as Linux's ipv4_link_failure makes it
+// (a local ICMP host unreachable for the packet).
+class ArpFailureObserver {
+ public:
+  virtual ~ArpFailureObserver() = default;
+  virtual void on_unresolved(Instant now, Bytes frame) = 0;
+};
+
 struct ArpConfig {
   Duration retrans_time = seconds(1);     // neigh retrans_time_ms
   uint8_t mcast_probes = 3;               // mcast_solicit: broadcast requests before failing
@@ -75,6 +84,7 @@ class ArpCache {
   bool insert_static(Ipv4Addr ip, MacAddr mac);
   void remove(Ipv4Addr ip);
   void set_local_ip(Ipv4Addr ip) { ip_ = ip; }
+  void set_failure_observer(ArpFailureObserver* o) { failure_observer_ = o; }
 
   // Retransmits requests, ages entries.
   void poll(Instant now);
@@ -119,6 +129,8 @@ class ArpCache {
   void send_request(Entry& e, bool unicast);
   void flush_queue(Entry& e);
   void drop_queue(Entry& e);
+  // Resolution failed: erases the entry, then reports its queued frames.
+  void fail_entry(Instant now, int32_t idx);
   void update_from(Instant now, Entry& e, MacAddr mac, bool confirmed);
 
   MacAddr mac_;
@@ -143,6 +155,7 @@ class ArpCache {
   int32_t pending_entry_ = kNone;
 
   Instant next_deadline_ = kNever;
+  ArpFailureObserver* failure_observer_ = nullptr;
 };
 
 }  // namespace xs

@@ -187,6 +187,17 @@ void IcmpHandler::on_icmp(Instant now, const Ipv4Packet& pkt) {
   }
 }
 
+void IcmpHandler::on_local_unreachable(Instant now, Bytes ip_packet) {
+  Ipv4Repr q;
+  Bytes l4;
+  if (!parse_quoted(ip_packet, &q, &l4)) return;
+  if (q.protocol == ipproto::kTcp && tcp_ != nullptr) {
+    tcp_->on_icmp_error(now, icmptype::kDestUnreachable, icmpcode::kHostUnreachable, 0, q, l4);
+  } else if (q.protocol == ipproto::kUdp && udp_ != nullptr) {
+    udp_->on_icmp_error(now, icmptype::kDestUnreachable, icmpcode::kHostUnreachable, q, l4);
+  }
+}
+
 void IcmpHandler::on_error(Instant now, const Ipv4Packet&, uint8_t type, uint8_t code,
                            uint16_t mtu, Bytes quoted) {
   Ipv4Repr q;

@@ -35,6 +35,10 @@ class IcmpHandler {
 
   // An ICMP message addressed to our unicast address.
   void on_icmp(Instant now, const Ipv4Packet& pkt);
+  // One of our packets (IPv4 header onward) could not leave: its next hop
+  // did not resolve. Reported to its transport as ICMP host unreachable,
+  // as Linux does (ipv4_link_failure).
+  void on_local_unreachable(Instant now, Bytes ip_packet);
 
   // Sends an error (dest unreachable, time exceeded) about `offending`, unless
   // RFC 1122 3.2.2 forbids it (offending is an ICMP error, a non-initial

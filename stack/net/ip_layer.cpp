@@ -33,6 +33,7 @@ IpLayer::IpLayer(const IpConfig& cfg, FrameSink& sink, ArpCache& arp, Random& rn
       // within the reassembly timeout for fragmentable datagrams).
       next_ident_(uint16_t(rng.next_u32())),
       scratch_(kMaxIpPacket) {
+  arp_.set_failure_observer(this);
   // The frame can never be larger than the device allows.
   size_t dev_mtu = sink_.max_frame_len() > kEthHeaderLen ? sink_.max_frame_len() - kEthHeaderLen : 0;
   if (cfg_.mtu > dev_mtu) cfg_.mtu = uint16_t(std::min<size_t>(dev_mtu, 65535));
@@ -316,6 +317,11 @@ void IpLayer::poll(Instant now) {
 Instant IpLayer::poll_at() const {
   // PMTU entries expire lazily in path_mtu(), so they need no wakeup.
   return reasm_.poll_at();
+}
+
+void IpLayer::on_unresolved(Instant now, Bytes frame) {
+  if (frame.size() <= kEthHeaderLen) return;
+  icmp_.on_local_unreachable(now, frame.subspan(kEthHeaderLen));
 }
 
 }  // namespace xs

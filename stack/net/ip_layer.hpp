@@ -37,7 +37,7 @@ struct IpConfig {
   IcmpConfig icmp;
 };
 
-class IpLayer final : public IpOutput {
+class IpLayer final : public IpOutput, public ArpFailureObserver {
  public:
   IpLayer(const IpConfig& cfg, FrameSink& sink, ArpCache& arp, Random& rng, StackCounters& counters);
   IpLayer(const IpLayer&) = delete;
@@ -77,6 +77,8 @@ class IpLayer final : public IpOutput {
   Ipv4Addr addr() const { return cfg_.addr.addr; }
   MacAddr mac() const { return cfg_.mac; }
   IcmpHandler& icmp() { return icmp_; }
+  // ArpFailureObserver: a frame whose next hop never resolved.
+  void on_unresolved(Instant now, Bytes frame) override;
   Reassembly& reassembly() { return reasm_; }
   StackCounters& counters() { return c_; }
 

@@ -369,3 +369,22 @@ TEST_F(ExternalArpFixture, UnansweredKernelResolutionFailsAndDropsQueue) {
   EXPECT_FALSE(ext.state_of(kPeerIp).has_value());
   EXPECT_EQ(ext.free_buffers(), 64u);
 }
+
+namespace {
+struct RecordingFailures : ArpFailureObserver {
+  std::vector<std::vector<uint8_t>> frames;
+  void on_unresolved(Instant, Bytes f) override { frames.emplace_back(f.begin(), f.end()); }
+};
+}  // namespace
+
+TEST_F(ArpFixture, FailedResolutionReportsEveryQueuedFrame) {
+  RecordingFailures failures;
+  arp.set_failure_observer(&failures);
+  ASSERT_TRUE(queue_frame(at_ms(0), kPeerIp, 1));
+  ASSERT_TRUE(queue_frame(at_ms(1), kPeerIp, 2));
+  for (int t = 1000; t <= 3000; t += 1000) arp.poll(at_ms(t));
+  ASSERT_EQ(failures.frames.size(), 2u);
+  EXPECT_EQ(failures.frames[0][14], 1);  // in the order they were queued
+  EXPECT_EQ(failures.frames[1][14], 2);
+  EXPECT_EQ(arp.free_buffers(), 64u);
+}

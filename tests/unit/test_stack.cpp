@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "stack/stack.hpp"
+#include "stack/tcp/tcp_socket.hpp"
 #include "stack/wire/checksum.hpp"
 #include "tests/support/capture_sink.hpp"
 
@@ -164,6 +165,34 @@ TEST_F(BackToBack, UnresolvableNeighbourFailsAfterThreeRequests) {
   EXPECT_EQ(a.counters().arp_tx_requests, 3u);
   EXPECT_EQ(a.counters().arp_resolve_failed, 1u);
   EXPECT_EQ(a.poll_at(), kNever);
+}
+
+// Linux (ipv4_link_failure): when ARP gives up, the packets that waited for it
+// come back to their sockets as ICMP host unreachable, so a connect to a
+// silent on-link address fails with EHOSTUNREACH after ~3 s (not ETIMEDOUT
+// minutes later). For UDP host unreachable is a soft error, which Linux does
+// not report without IP_RECVERR (icmp_err_convert), so neither do we.
+TEST_F(BackToBack, UnresolvableNeighbourFailsConnectWithHostUnreachable) {
+  const Ipv4Addr ghost = Ipv4Addr::from_octets(198, 18, 0, 77);
+  TcpSocket* s = a.tcp().open();
+  auto r = s->connect(at_ms(0), Endpoint{ghost, 80});
+  ASSERT_FALSE(r.has_value());
+  ASSERT_EQ(r.error(), SockError::InProgress);
+  UdpSocket* u = a.udp().open();
+  ASSERT_TRUE(u->connect(Endpoint{ghost, 53}).has_value());
+  ASSERT_TRUE(u->send(at_ms(0), bytes_of("q")).has_value());
+  Instant now = at_ms(0);
+  for (int i = 0; i < 20 && a.poll_at() <= at_ms(5000); ++i) {
+    now = a.poll_at();
+    a.poll(now);
+  }
+  EXPECT_EQ(a.counters().arp_resolve_failed, 1u);
+  EXPECT_EQ(s->state(), TcpState::Closed);
+  EXPECT_EQ(s->pending_error(), SockError::HostUnreachable);
+  EXPECT_EQ(u->pending_error(), std::nullopt);
+  EXPECT_TRUE(sink_a.take().size() >= 3u);  // the three ARP requests, nothing else of ours leaked
+  s->close(now);
+  a.udp().close(u);
 }
 
 TEST(StackFrames, ReceiveFrameFilters) {
