@@ -1,0 +1,106 @@
+// Private to socketapi/native_*.cpp: the descriptor object behind every
+// xstack fd and the small helpers the native runtime's files share.
+#pragma once
+
+#include "socketapi/native_runtime.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstring>
+#include <unordered_set>
+
+#include "socketapi/errno_map.hpp"
+#include "socketapi/kernel_host.hpp"
+#include "socketapi/xdp_packet_device.hpp"
+#include "socketapi/xstack.h"
+#include "stack/wire/ipv4.hpp"
+
+namespace xs::native {
+
+struct Runtime::Obj {
+  enum class Kind : uint8_t { Tcp, Udp, Epoll };
+  enum class Ss : uint8_t { Unconnected, Connecting, Connected };  // Linux sock->state
+  struct Reg {
+    uint32_t events = 0;
+    epoll_data_t data{};
+    std::shared_ptr<Obj> target;
+    uint64_t seen_gen = 0;
+    bool disabled = false;  // EPOLLONESHOT fired
+  };
+
+  Kind kind = Kind::Tcp;
+  int fd = -1;
+  TcpSocket* tcp = nullptr;
+  UdpSocket* udp = nullptr;
+  bool nonblock = false, cloexec = false, closed = false;
+  Duration rcvtimeo{0}, sndtimeo{0};  // 0: none
+  Ss ss = Ss::Unconnected;
+  bool shut_rd = false, shut_wr = false;  // UDP (TCP keeps its own)
+  // Generic SOL_SOCKET flags Linux keeps on every socket (UDP: no effect).
+  bool keepalive = false, broadcast = false, linger_on = false;
+  int linger_s = 0;
+  int rcvlowat = 1;
+  bool rcvbuf_set = false;  // SO_RCVBUF given (Linux SOCK_RCVBUF_LOCK)
+  bool corked = false;                  // UDP: a MSG_MORE datagram is pending
+  std::optional<Endpoint> cork_dst;
+  std::vector<uint8_t> cork_buf;
+  uint64_t gen = 1;              // bumped on every readiness event
+  std::vector<Obj*> watchers;    // epoll instances with a registration for this
+  std::map<int, Reg> regs;       // epoll: fd -> registration
+  int rr = -1;                   // epoll: last fd reported (fairness)
+};
+
+inline int fail(int e) {
+  errno = e;
+  return -1;
+}
+
+inline Instant deadline_after(bool nonblock, Duration timeo) {
+  Instant now = Engine::clock_now();
+  if (nonblock || timeo.us < 0) return now;  // a negative SO_*TIMEO: do not wait
+  if (timeo.us == 0) return kNever;
+  return now + timeo;
+}
+
+inline Endpoint endpoint_of(const sockaddr_in& sin) {
+  return {Ipv4Addr{ntohl(sin.sin_addr.s_addr)}, ntohs(sin.sin_port)};
+}
+
+inline sockaddr_in sockaddr_of(Endpoint ep) {
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(ep.port);
+  sin.sin_addr.s_addr = htonl(ep.addr.v);
+  return sin;
+}
+
+// Linux move_addr_to_user: copies min(*len, sizeof) and reports the full size.
+inline int put_addr(Endpoint ep, sockaddr* addr, socklen_t* len) {
+  if (addr == nullptr) return 0;
+  if (len == nullptr) return EFAULT;
+  if (static_cast<int>(*len) < 0) return EINVAL;
+  sockaddr_in sin = sockaddr_of(ep);
+  std::memcpy(addr, &sin, std::min<size_t>(*len, sizeof sin));
+  *len = sizeof sin;
+  return 0;
+}
+
+#define XS_SOCK_OR_FAIL(o, fd)                                  \
+  auto o = lookup_locked(fd);                                   \
+  if (!o) return fail(bad_fd_errno(fd));                        \
+  if (o->kind == Obj::Kind::Epoll) return fail(ENOTSOCK)
+
+}  // namespace xs::native

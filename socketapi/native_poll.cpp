@@ -1,0 +1,163 @@
+#include "socketapi/native_internal.hpp"
+
+namespace xs::native {
+
+// ---- readiness ---------------------------------------------------------------------
+
+uint32_t Runtime::readiness_locked(Obj& o) {
+  if (o.tcp) return o.tcp->readiness();
+  if (o.udp) {
+    uint32_t m = o.udp->readiness();
+    if (o.shut_rd) m |= ev::kIn | ev::kRdNorm | ev::kRdHup;  // datagram_poll
+    if (o.shut_rd && o.shut_wr) m |= ev::kHup;
+    return m;
+  }
+  if (o.kind == Obj::Kind::Epoll) return epoll_collect_locked(o, nullptr, INT_MAX, false) > 0 ? uint32_t{EPOLLIN} : 0u;
+  return 0;
+}
+
+int Runtime::poll(pollfd* fds, nfds_t n, int timeout_ms) {
+  if (n > 0 && fds == nullptr) return fail(EFAULT);
+  std::unique_lock<std::mutex> lk(e_.mutex());
+  bool any_kernel = false;
+  auto scan = [&]() -> int {
+    int count = 0;
+    for (nfds_t i = 0; i < n; ++i) {
+      pollfd& p = fds[i];
+      p.revents = 0;
+      if (p.fd < 0) continue;
+      auto o = lookup_locked(p.fd);
+      if (o) {
+        p.revents = static_cast<short>(readiness_locked(*o) & (static_cast<uint16_t>(p.events) | POLLERR | POLLHUP));
+      } else {
+        any_kernel = true;
+        pollfd k{p.fd, p.events, 0};
+        if (::poll(&k, 1, 0) > 0) p.revents = k.revents;
+      }
+      if (p.revents) count++;
+    }
+    return count;
+  };
+  int c = scan();
+  if (c > 0 || timeout_ms == 0) return c;
+  Instant deadline = timeout_ms < 0 ? kNever : Engine::clock_now() + millis(timeout_ms);
+  for (;;) {
+    Instant now = Engine::clock_now();
+    // Kernel descriptors are looked at every millisecond (no shared wait).
+    Instant step = any_kernel ? min(deadline, now + millis(1)) : deadline;
+    if (wait_locked(lk, [&] { return (c = scan()) > 0; }, step)) return c;
+    if (Engine::clock_now() >= deadline) return 0;
+  }
+}
+
+int Runtime::epoll_create(int size) {
+  if (size <= 0) return fail(EINVAL);
+  return epoll_create1(0);
+}
+
+int Runtime::epoll_create1(int flags) {
+  if (flags & ~EPOLL_CLOEXEC) return fail(EINVAL);
+  int kfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (kfd < 0) return -1;
+  auto o = std::make_shared<Obj>();
+  o->kind = Obj::Kind::Epoll;
+  o->fd = kfd;
+  o->cloexec = (flags & EPOLL_CLOEXEC) != 0;
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  return install_locked(std::move(o));
+}
+
+int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
+  bool has_event = op != EPOLL_CTL_DEL;
+  if (has_event && ev == nullptr) return fail(EFAULT);
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto ep = lookup_locked(epfd);
+  if (!ep && bad_fd_errno(epfd) == EBADF) return fail(EBADF);
+  auto t = lookup_locked(fd);
+  if (!t) return fail(bad_fd_errno(fd) == EBADF ? EBADF : EPERM);  // a kernel fd: not ours to watch
+  if (has_event && (ev->events & EPOLLEXCLUSIVE)) {
+    if (op == EPOLL_CTL_MOD) return fail(EINVAL);
+    constexpr uint32_t ok = EPOLLIN | EPOLLOUT | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLERR |
+                            EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+    if (ev->events & ~ok) return fail(EINVAL);
+  }
+  if (!ep || ep->kind != Obj::Kind::Epoll || fd == epfd) return fail(EINVAL);
+  if (t->kind == Obj::Kind::Epoll) return fail(EINVAL);  // nesting xstack epoll instances: not supported
+  auto it = ep->regs.find(fd);
+  switch (op) {
+    case EPOLL_CTL_ADD: {
+      if (it != ep->regs.end()) return fail(EEXIST);
+      Obj::Reg r;
+      r.events = ev->events;
+      r.data = ev->data;
+      r.target = t;
+      r.seen_gen = t->gen - 1;  // report the current state once
+      ep->regs.emplace(fd, std::move(r));
+      t->watchers.push_back(ep.get());
+      kick_locked();
+      return 0;
+    }
+    case EPOLL_CTL_MOD:
+      if (it == ep->regs.end()) return fail(ENOENT);
+      if (it->second.events & EPOLLEXCLUSIVE) return fail(EINVAL);
+      it->second.events = ev->events;
+      it->second.data = ev->data;
+      it->second.seen_gen = t->gen - 1;
+      it->second.disabled = false;
+      kick_locked();
+      return 0;
+    case EPOLL_CTL_DEL: {
+      if (it == ep->regs.end()) return fail(ENOENT);
+      ep->regs.erase(it);
+      auto& w = t->watchers;
+      w.erase(std::remove(w.begin(), w.end(), ep.get()), w.end());
+      return 0;
+    }
+    default: return fail(EINVAL);
+  }
+}
+
+int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume) {
+  int n = 0;
+  if (ep.regs.empty()) return 0;
+  // Round robin from after the last fd reported, as Linux requeues level-triggered items at the tail.
+  auto start = ep.regs.upper_bound(ep.rr);
+  auto it = start;
+  int last = ep.rr;
+  for (size_t k = 0; k < ep.regs.size() && n < max; ++k) {
+    if (it == ep.regs.end()) it = ep.regs.begin();
+    auto& [fd, reg] = *it;
+    ++it;
+    if (reg.disabled) continue;
+    uint32_t r = readiness_locked(*reg.target) & (reg.events | EPOLLERR | EPOLLHUP);
+    if (r == 0) continue;
+    if ((reg.events & EPOLLET) && reg.target->gen == reg.seen_gen) continue;
+    if (consume) {
+      evs[n].events = r;
+      evs[n].data = reg.data;
+      if (reg.events & EPOLLET) reg.seen_gen = reg.target->gen;
+      if (reg.events & EPOLLONESHOT) reg.disabled = true;
+      last = fd;
+    }
+    n++;
+  }
+  if (consume) ep.rr = last;
+  return n;
+}
+
+int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
+  if (max <= 0 || max > INT_MAX / static_cast<int>(sizeof(epoll_event))) return fail(EINVAL);
+  if (evs == nullptr) return fail(EFAULT);
+  std::unique_lock<std::mutex> lk(e_.mutex());
+  auto ep = lookup_locked(epfd);
+  if (!ep) return fail(bad_fd_errno(epfd) == EBADF ? EBADF : EINVAL);
+  if (ep->kind != Obj::Kind::Epoll) return fail(EINVAL);
+  Instant deadline = timeout_ms < 0 ? kNever : Engine::clock_now() + millis(timeout_ms);
+  if (timeout_ms != 0) {
+    wait_locked(lk, [&] { return ep->closed || epoll_collect_locked(*ep, nullptr, max, false) > 0; }, deadline);
+  }
+  if (ep->closed) return fail(EBADF);
+  return epoll_collect_locked(*ep, evs, max, true);
+}
+
+}  // namespace xs::native

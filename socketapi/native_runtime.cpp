@@ -1,0 +1,533 @@
+#include "socketapi/native_internal.hpp"
+
+namespace xs::native {
+
+namespace {
+
+constexpr int kSockTypeMask = 0xf;
+constexpr int kSockMax = 11;
+
+}  // namespace
+
+// ---- construction -------------------------------------------------------------
+
+Runtime::Runtime(Engine& e) : e_(e) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  e_.set_event_hook([this](void* c) { on_event(c); });
+}
+
+Runtime::Runtime(std::unique_ptr<Engine> owned) : owned_(std::move(owned)), e_(*owned_) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  e_.set_event_hook([this](void* c) { on_event(c); });
+}
+
+Runtime::~Runtime() {
+  close_all();
+  {
+    std::lock_guard<std::mutex> lk(e_.mutex());
+    e_.set_event_hook({});
+  }
+  if (owned_) owned_->stop();
+}
+
+std::unique_ptr<Runtime> Runtime::create(const xs_config& cfg) {
+  if (cfg.ifname == nullptr || cfg.addr_cidr == nullptr || cfg.ifname[0] == 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  EngineConfig ec;
+  std::string cidr = cfg.addr_cidr;
+  auto slash = cidr.find('/');
+  if (slash == std::string::npos) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  char* end = nullptr;
+  long plen = std::strtol(cidr.c_str() + slash + 1, &end, 10);
+  if (*end != 0 || plen < 0 || plen > 32 || !Ipv4Addr::parse(cidr.substr(0, slash).c_str(), &ec.addr.addr)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  ec.addr.prefix_len = static_cast<uint8_t>(plen);
+  if (cfg.gateway != nullptr && cfg.gateway[0] != 0) {
+    Ipv4Addr gw;
+    if (!Ipv4Addr::parse(cfg.gateway, &gw)) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    ec.gateway = gw;
+  }
+  std::string mode = cfg.mode ? cfg.mode : "interrupt";
+  if (mode == "interrupt" || mode.empty()) ec.poll_mode = PollMode::Interrupt;
+  else if (mode == "spin") ec.poll_mode = PollMode::Spin;
+  else if (mode == "busy-poll") ec.poll_mode = PollMode::BusyPoll;
+  else {
+    errno = EINVAL;
+    return nullptr;
+  }
+  ec.dedicated_ip = cfg.shared_ip == 0;
+  XdpDeviceConfig dc;
+  dc.ifname = cfg.ifname;
+  dc.queues = cfg.queues ? cfg.queues : 1;
+  dc.busy_poll = ec.poll_mode == PollMode::BusyPoll;
+  errno = 0;
+  auto dev = XdpPacketDevice::open(dc);
+  if (!dev) {
+    int err = errno;
+    if (err == 0) err = ENODEV;
+    errno = err;
+    return nullptr;
+  }
+  std::unique_ptr<HostKernel> host;
+  if (cfg.shared_ip) {
+    auto h = KernelHost::open((*dev)->xdp().ifindex(), ec.addr.addr);
+    if (!h) {
+      if (errno == 0) errno = ENODEV;
+      return nullptr;
+    }
+    host = std::move(*h);
+  }
+  try {
+    auto engine = std::make_unique<Engine>(ec, std::move(*dev), std::move(host));
+    engine->start();
+    return std::make_unique<Runtime>(std::move(engine));
+  } catch (const std::exception&) {
+    errno = EINVAL;
+    return nullptr;
+  }
+}
+
+std::unique_ptr<Runtime> Runtime::create_from_env() {
+  xs_config c{};
+  c.ifname = std::getenv("XSTACK_IF");
+  c.addr_cidr = std::getenv("XSTACK_ADDR");
+  c.gateway = std::getenv("XSTACK_GW");
+  c.mode = std::getenv("XSTACK_MODE");
+  if (const char* q = std::getenv("XSTACK_QUEUES")) c.queues = static_cast<unsigned>(std::strtoul(q, nullptr, 10));
+  if (const char* s = std::getenv("XSTACK_SHARED_IP")) c.shared_ip = std::strcmp(s, "1") == 0;
+  return create(c);
+}
+
+// ---- table ----------------------------------------------------------------------
+
+std::shared_ptr<Runtime::Obj> Runtime::lookup_locked(int fd) {
+  if (fd < 0 || static_cast<size_t>(fd) >= table_.size()) return nullptr;
+  return table_[static_cast<size_t>(fd)];
+}
+
+int Runtime::bad_fd_errno(int fd) { return (fd >= 0 && ::fcntl(fd, F_GETFD) != -1) ? ENOTSOCK : EBADF; }
+
+int Runtime::install_locked(std::shared_ptr<Obj> o) {
+  size_t i = static_cast<size_t>(o->fd);
+  if (table_.size() <= i) table_.resize(i + 1);
+  live_.insert(o.get());
+  table_[i] = std::move(o);
+  return static_cast<int>(i);
+}
+
+bool Runtime::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline) {
+  blocked_++;
+  bool r = e_.wait_locked(lk, pred, deadline);
+  blocked_--;
+  return r;
+}
+
+void Runtime::kick_locked() {
+  if (blocked_ == 0) return;
+  e_.on_socket_event(nullptr);  // marks the engine's waiters for notification
+  e_.poll_locked(Engine::clock_now());
+}
+
+void Runtime::on_event(void* cookie) {
+  auto& live = live_;
+  if (!live.count(cookie)) return;  // a socket opened by someone else on this engine
+  static_cast<Obj*>(cookie)->gen++;
+}
+
+bool Runtime::is_xstack_fd(int fd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  return lookup_locked(fd) != nullptr;
+}
+
+void Runtime::detach_locked(Obj& o) {
+  o.closed = true;
+  live_.erase(&o);
+  if (o.kind == Obj::Kind::Epoll) {
+    for (auto& [fd, reg] : o.regs) {
+      auto& w = reg.target->watchers;
+      w.erase(std::remove(w.begin(), w.end(), &o), w.end());
+    }
+    o.regs.clear();
+    return;
+  }
+  for (Obj* ep : o.watchers) ep->regs.erase(o.fd);
+  o.watchers.clear();
+  Instant now = Engine::clock_now();
+  if (o.tcp) {
+    e_.release_claim_locked(o.tcp);
+    o.tcp->set_observer(nullptr, nullptr);
+    o.tcp->close(now);
+    o.tcp = nullptr;
+  }
+  if (o.udp) {
+    e_.release_claim_locked(o.udp);
+    o.udp->set_observer(nullptr, nullptr);
+    e_.stack_locked().udp().close(o.udp);
+    o.udp = nullptr;
+  }
+  e_.after_call_locked();
+}
+
+void Runtime::close_all() {
+  std::vector<int> fds;
+  {
+    std::lock_guard<std::mutex> lk(e_.mutex());
+    for (auto& o : table_) {
+      if (!o) continue;
+      if (o->tcp) o->tcp->options().linger_on = true, o->tcp->options().linger_seconds = 0;  // reset
+      detach_locked(*o);
+      fds.push_back(o->fd);
+      o.reset();
+    }
+  }
+  for (int fd : fds) ::close(fd);
+}
+
+bool Runtime::claim_and_bind_locked(Obj& o, Endpoint ep, int* err) {
+  const void* owner = o.tcp ? static_cast<const void*>(o.tcp) : static_cast<const void*>(o.udp);
+  bool reuse = o.tcp ? o.tcp->options().reuseaddr : o.udp->reuseaddr();
+  uint8_t proto = o.tcp ? ipproto::kTcp : ipproto::kUdp;
+  auto c = e_.claim_port_locked(owner, proto, ep.port, reuse);
+  if (!c) {
+    *err = to_errno(c.error());
+    return false;
+  }
+  Endpoint b{ep.addr, *c};
+  auto r = o.tcp ? o.tcp->bind(b) : o.udp->bind(b);
+  if (!r) {
+    e_.release_claim_locked(owner);
+    *err = to_errno(r.error());
+    return false;
+  }
+  return true;
+}
+
+bool Runtime::autobind_locked(Obj& o, int* err) {
+  // Dedicated IP: the stack picks ports itself. Shared IP: the kernel must pick
+  // (and reserve) it, so bind explicitly first.
+  if (!e_.shared_ip()) return true;
+  bool bound = o.tcp ? o.tcp->is_bound() : o.udp->local().port != 0;
+  if (bound) return true;
+  return claim_and_bind_locked(o, {Ipv4Addr::any(), 0}, err);
+}
+
+// ---- socket calls ---------------------------------------------------------------
+
+int Runtime::socket(int domain, int type, int protocol) {
+  int flags = type & ~kSockTypeMask;
+  int base = type & kSockTypeMask;
+  if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
+  if (domain != AF_INET) return fail(EAFNOSUPPORT);
+  if (base < 0 || base >= kSockMax) return fail(EINVAL);
+  if (protocol < 0 || protocol >= IPPROTO_MAX) return fail(EINVAL);
+  Obj::Kind kind;
+  if (base == SOCK_STREAM) {
+    if (protocol != 0 && protocol != IPPROTO_TCP) return fail(EPROTONOSUPPORT);
+    kind = Obj::Kind::Tcp;
+  } else if (base == SOCK_DGRAM) {
+    if (protocol != 0 && protocol != IPPROTO_UDP) return fail(EPROTONOSUPPORT);
+    kind = Obj::Kind::Udp;
+  } else if (base == SOCK_RAW) {
+    return fail(EPROTONOSUPPORT);
+  } else {
+    return fail(ESOCKTNOSUPPORT);
+  }
+  int kfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (kfd < 0) return -1;
+  auto o = std::make_shared<Obj>();
+  o->kind = kind;
+  o->fd = kfd;
+  o->nonblock = (flags & SOCK_NONBLOCK) != 0;
+  o->cloexec = (flags & SOCK_CLOEXEC) != 0;
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  if (kind == Obj::Kind::Tcp) {
+    o->tcp = e_.stack_locked().tcp().open();
+    o->tcp->set_observer(&e_, o.get());
+  } else {
+    o->udp = e_.stack_locked().udp().open();
+    o->udp->set_observer(&e_, o.get());
+  }
+  return install_locked(std::move(o));
+}
+
+int Runtime::bind(int fd, const sockaddr* addr, socklen_t len) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (static_cast<int>(len) < static_cast<int>(sizeof(sockaddr_in))) return fail(EINVAL);
+  if (addr == nullptr) return fail(EFAULT);
+  sockaddr_in sin;
+  std::memcpy(&sin, addr, sizeof sin);
+  if (sin.sin_family != AF_INET && !(sin.sin_family == AF_UNSPEC && sin.sin_addr.s_addr == htonl(INADDR_ANY)))
+    return fail(EAFNOSUPPORT);
+  bool bound = o->tcp ? (o->tcp->is_bound() || o->tcp->state() != TcpState::Closed) : o->udp->local().port != 0;
+  if (bound) return fail(EINVAL);
+  int err = 0;
+  if (!claim_and_bind_locked(*o, endpoint_of(sin), &err)) return fail(err);
+  return 0;
+}
+
+int Runtime::listen(int fd, int backlog) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (!o->tcp) return fail(EOPNOTSUPP);
+  if (o->ss != Obj::Ss::Unconnected) return fail(EINVAL);
+  TcpState st = o->tcp->state();
+  if (st != TcpState::Closed && st != TcpState::Listen) return fail(EINVAL);
+  int err = 0;
+  if (!autobind_locked(*o, &err)) return fail(err);
+  if (auto r = o->tcp->listen(backlog); !r) return fail(to_errno(r.error()));
+  e_.after_call_locked();
+  return 0;
+}
+
+int Runtime::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
+  std::unique_lock<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (!o->tcp) return fail(EOPNOTSUPP);
+  if (o->tcp->state() != TcpState::Listen) return fail(EINVAL);
+  if (addr != nullptr) {
+    if (len == nullptr) return fail(EFAULT);
+    if (static_cast<int>(*len) < 0) return fail(EINVAL);
+  }
+  Expected<TcpSocket*, SockError> got = unexpected(SockError::WouldBlock);
+  wait_locked(lk, [&] {
+    if (o->closed) return true;
+    got = o->tcp->accept(Engine::clock_now());
+    return got.has_value() || got.error() != SockError::WouldBlock;
+  }, deadline_after(o->nonblock, o->rcvtimeo));
+  if (o->closed) return fail(EBADF);
+  if (!got) return fail(to_errno(got.error()));
+  TcpSocket* c = *got;
+  int kfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (kfd < 0) {
+    int err = errno;
+    c->close(Engine::clock_now());
+    e_.after_call_locked();
+    return fail(err);
+  }
+  auto n = std::make_shared<Obj>();
+  n->kind = Obj::Kind::Tcp;
+  n->fd = kfd;
+  n->tcp = c;
+  n->ss = Obj::Ss::Connected;
+  n->nonblock = (flags & SOCK_NONBLOCK) != 0;
+  n->cloexec = (flags & SOCK_CLOEXEC) != 0;
+  n->rcvtimeo = o->rcvtimeo;
+  n->sndtimeo = o->sndtimeo;
+  n->rcvlowat = o->rcvlowat;
+  n->rcvbuf_set = o->rcvbuf_set;
+  n->broadcast = o->broadcast;
+  c->set_observer(&e_, n.get());
+  Endpoint peer = c->remote();
+  int nfd = install_locked(std::move(n));
+  e_.after_call_locked();
+  (void)put_addr(peer, addr, len);
+  return nfd;
+}
+
+int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
+  std::unique_lock<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (static_cast<int>(len) < static_cast<int>(sizeof(sa_family_t))) return fail(EINVAL);
+  if (addr == nullptr) return fail(EFAULT);
+  sockaddr_in sin{};
+  std::memcpy(&sin, addr, std::min<size_t>(len, sizeof sin));
+  Instant now = Engine::clock_now();
+  if (o->udp) {
+    if (sin.sin_family == AF_UNSPEC) {
+      o->udp->disconnect();
+      o->gen++;
+      kick_locked();
+      return 0;
+    }
+    if (len < sizeof(sockaddr_in)) return fail(EINVAL);
+    if (sin.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+    int err = 0;
+    if (!autobind_locked(*o, &err)) return fail(err);
+    if (auto r = o->udp->connect(endpoint_of(sin)); !r) return fail(to_errno(r.error()));
+    e_.after_call_locked();
+    return 0;
+  }
+  TcpSocket* t = o->tcp;
+  if (sin.sin_family == AF_UNSPEC) {
+    // Linux tcp_disconnect: back to CLOSE, aborting what was there.
+    TcpState st = t->state();
+    if (st == TcpState::Listen || st == TcpState::SynSent) {
+      (void)t->shutdown(now, true, true);
+    } else if (st != TcpState::Closed) {
+      TcpSocketOptions opts = t->options();
+      t->options().linger_on = true;
+      t->options().linger_seconds = 0;
+      e_.release_claim_locked(t);
+      t->set_observer(nullptr, nullptr);
+      t->close(now);
+      t = e_.stack_locked().tcp().open();
+      t->options() = opts;
+      t->set_observer(&e_, o.get());
+      o->tcp = t;
+    }
+    o->ss = Obj::Ss::Unconnected;
+    o->gen++;
+    e_.after_call_locked();
+    kick_locked();
+    return 0;
+  }
+  int err = 0;
+  switch (o->ss) {
+    case Obj::Ss::Connected: return fail(EISCONN);
+    case Obj::Ss::Connecting: err = EALREADY; break;
+    case Obj::Ss::Unconnected: {
+      if (t->state() != TcpState::Closed) return fail(EISCONN);
+      if (len < sizeof(sockaddr_in)) return fail(EINVAL);
+      if (sin.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+      if (!autobind_locked(*o, &err)) return fail(err);
+      auto r = t->connect(now, endpoint_of(sin));
+      e_.after_call_locked();
+      if (!r && r.error() != SockError::InProgress) return fail(to_errno(r.error()));
+      o->ss = Obj::Ss::Connecting;
+      err = EINPROGRESS;
+      break;
+    }
+  }
+  auto connecting = [&] {
+    TcpState st = o->tcp->state();
+    return st == TcpState::SynSent || st == TcpState::SynReceived;
+  };
+  if (connecting()) {
+    if (o->nonblock) return fail(err);
+    bool done = wait_locked(lk, [&] { return o->closed || !connecting(); }, deadline_after(false, o->sndtimeo));
+    if (o->closed) return fail(EBADF);
+    if (!done) return fail(err);
+  }
+  if (o->tcp->state() == TcpState::Closed) {
+    o->ss = Obj::Ss::Unconnected;
+    auto e = o->tcp->take_error();
+    return fail(e ? to_errno(*e) : ECONNABORTED);
+  }
+  o->ss = Obj::Ss::Connected;
+  return 0;
+}
+
+int Runtime::shutdown(int fd, int how) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (how < SHUT_RD || how > SHUT_RDWR) return fail(EINVAL);
+  bool rd = how != SHUT_WR, wr = how != SHUT_RD;
+  if (o->udp) {
+    o->shut_rd |= rd;
+    o->shut_wr |= wr;
+    o->gen++;
+    kick_locked();
+    if (!o->udp->remote()) return fail(ENOTCONN);
+    return 0;
+  }
+  TcpState st = o->tcp->state();
+  auto r = o->tcp->shutdown(Engine::clock_now(), rd, wr);
+  e_.after_call_locked();
+  if (st == TcpState::SynSent || (st == TcpState::Listen && rd)) o->ss = Obj::Ss::Unconnected;
+  kick_locked();
+  if (!r) return fail(to_errno(r.error()));
+  return 0;
+}
+
+int Runtime::close(int fd) {
+  std::shared_ptr<Obj> o;
+  {
+    std::lock_guard<std::mutex> lk(e_.mutex());
+    o = lookup_locked(fd);
+    if (!o) return fail(EBADF);
+    table_[static_cast<size_t>(fd)].reset();
+    detach_locked(*o);
+    kick_locked();
+  }
+  ::close(fd);
+  return 0;
+}
+int Runtime::getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (addr == nullptr || len == nullptr) return fail(EFAULT);
+  Endpoint ep = o->tcp ? o->tcp->local() : o->udp->local();
+  if (int e = put_addr(ep, addr, len)) return fail(e);
+  return 0;
+}
+
+int Runtime::getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  XS_SOCK_OR_FAIL(o, fd);
+  if (addr == nullptr || len == nullptr) return fail(EFAULT);
+  Endpoint ep;
+  if (o->tcp) {
+    TcpState st = o->tcp->state();
+    if (o->tcp->remote().port == 0 || st == TcpState::Closed || st == TcpState::SynSent || st == TcpState::Listen)
+      return fail(ENOTCONN);
+    ep = o->tcp->remote();
+  } else {
+    if (!o->udp->remote()) return fail(ENOTCONN);
+    ep = *o->udp->remote();
+  }
+  if (int e = put_addr(ep, addr, len)) return fail(e);
+  return 0;
+}
+
+int Runtime::fcntl(int fd, int cmd, long arg) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o) return fail(EBADF);
+  switch (cmd) {
+    case F_GETFL: return O_RDWR | (o->nonblock ? O_NONBLOCK : 0);
+    case F_SETFL: o->nonblock = (arg & O_NONBLOCK) != 0; return 0;
+    case F_GETFD: return o->cloexec ? FD_CLOEXEC : 0;
+    case F_SETFD: o->cloexec = (arg & FD_CLOEXEC) != 0; return 0;
+    default: return fail(EINVAL);
+  }
+}
+
+int Runtime::ioctl(int fd, unsigned long req, void* arg) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o) return fail(EBADF);
+  if (req == FIOCLEX || req == FIONCLEX) {
+    o->cloexec = req == FIOCLEX;
+    return 0;
+  }
+  if (arg == nullptr) return fail(EFAULT);
+  int v = 0;
+  switch (req) {
+    case FIONBIO: {
+      std::memcpy(&v, arg, sizeof v);
+      o->nonblock = v != 0;
+      return 0;
+    }
+    case FIONREAD:
+    case SIOCOUTQ:
+    case SIOCOUTQNSD: break;
+    default: return fail(ENOTTY);
+  }
+  if (o->kind == Obj::Kind::Epoll) return fail(ENOTTY);
+  if (o->tcp) {
+    if (o->tcp->state() == TcpState::Listen) return fail(EINVAL);
+    size_t n = req == FIONREAD ? o->tcp->bytes_readable()
+               : req == SIOCOUTQ ? o->tcp->bytes_unacked_or_unsent()
+                                 : o->tcp->bytes_unsent();
+    v = static_cast<int>(std::min<size_t>(n, INT_MAX));
+  } else {
+    if (req == SIOCOUTQNSD) return fail(ENOTTY);
+    v = static_cast<int>(req == FIONREAD ? o->udp->bytes_readable() : o->udp->tx_queued_bytes());
+  }
+  std::memcpy(arg, &v, sizeof v);
+  return 0;
+}
+
+}  // namespace xs::native

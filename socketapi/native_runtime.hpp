@@ -1,0 +1,139 @@
+// The native socket API's implementation: a table of xstack descriptors over
+// one Engine. Each descriptor (TCP socket, UDP socket, epoll instance) holds a
+// real kernel fd (an eventfd) as its number, so numbers never collide with the
+// process's other descriptors. Every member mirrors one xs_* call: same
+// arguments, -1 with errno set as Linux sets it.
+//
+// Locking: the engine mutex guards the stack and this table. Blocking calls
+// wait with Engine::wait_locked, which releases it.
+//
+// Known deviations from Linux:
+//  - Blocking waits are not interrupted by signals (no EINTR): they end on
+//    readiness, error, timeout, or the descriptor being closed by another
+//    thread (then EBADF; Linux would keep waiting).
+//  - A state change made by one application thread (close, shutdown,
+//    epoll_ctl, ...) wakes the other threads' blocking waits by running one
+//    engine poll, which notifies the engine's waiters.
+//  - MSG_OOB: send fails with EOPNOTSUPP (no urgent data); recv gives EINVAL
+//    on TCP (as Linux with no urgent data), EOPNOTSUPP on UDP.
+//  - No ancillary data (msg_controllen is set to 0); MSG_ERRQUEUE gives EAGAIN.
+//  - xstack epoll instances cannot be nested (EINVAL); kernel fds cannot be
+//    added to them (EPERM). xs_poll accepts kernel fds, looking at them every
+//    millisecond while it waits. EPOLLEXCLUSIVE is accepted and wakes all.
+//  - Edge-triggered epoll reports again after any wakeup of the socket (every
+//    event the stack signals), like Linux's, not only on a readiness change.
+//  - fcntl: only F_GETFL/F_SETFL (O_NONBLOCK)/F_GETFD/F_SETFD (EINVAL else).
+//  - connect(AF_UNSPEC) on a TCP connection resets it and gives the
+//    descriptor a fresh socket (options kept, an explicit bind is not).
+//  - Privileged ports (< 1024) need no capability.
+#pragma once
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdarg>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "socketapi/engine.hpp"
+#include "stack/tcp/tcp_socket.hpp"
+#include "stack/udp/udp_socket.hpp"
+
+struct xs_config;
+
+namespace xs::native {
+
+class Runtime {
+ public:
+  // Over an engine the caller owns (tests, embedders). Installs the engine's event hook.
+  explicit Runtime(Engine& e);
+  // Owns the engine (built from a configuration by create()).
+  explicit Runtime(std::unique_ptr<Engine> owned);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Builds an engine on AF_XDP as xs_init describes; nullptr with errno set.
+  static std::unique_ptr<Runtime> create(const xs_config& cfg);
+  // From XSTACK_* environment variables; nullptr with errno set.
+  static std::unique_ptr<Runtime> create_from_env();
+
+  Engine& engine() { return e_; }
+
+  int socket(int domain, int type, int protocol);
+  int bind(int fd, const sockaddr* addr, socklen_t len);
+  int listen(int fd, int backlog);
+  int accept(int fd, sockaddr* addr, socklen_t* len) { return accept4(fd, addr, len, 0); }
+  int accept4(int fd, sockaddr* addr, socklen_t* len, int flags);
+  int connect(int fd, const sockaddr* addr, socklen_t len);
+  ssize_t send(int fd, const void* buf, size_t len, int flags);
+  ssize_t recv(int fd, void* buf, size_t len, int flags);
+  ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen);
+  ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen);
+  ssize_t sendmsg(int fd, const msghdr* msg, int flags);
+  ssize_t recvmsg(int fd, msghdr* msg, int flags);
+  int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags);
+  int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout);
+  ssize_t read(int fd, void* buf, size_t len);
+  ssize_t write(int fd, const void* buf, size_t len);
+  ssize_t readv(int fd, const iovec* iov, int iovcnt);
+  ssize_t writev(int fd, const iovec* iov, int iovcnt);
+  int shutdown(int fd, int how);
+  int close(int fd);
+  int getsockopt(int fd, int level, int name, void* val, socklen_t* len);
+  int setsockopt(int fd, int level, int name, const void* val, socklen_t len);
+  int getsockname(int fd, sockaddr* addr, socklen_t* len);
+  int getpeername(int fd, sockaddr* addr, socklen_t* len);
+  int fcntl(int fd, int cmd, long arg);
+  int ioctl(int fd, unsigned long req, void* arg);
+
+  int poll(pollfd* fds, nfds_t n, int timeout_ms);
+  int epoll_create(int size);
+  int epoll_create1(int flags);
+  int epoll_ctl(int epfd, int op, int fd, epoll_event* ev);
+  int epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms);
+
+  bool is_xstack_fd(int fd);
+  // Closes every descriptor (connections are reset).
+  void close_all();
+
+  struct Obj;
+
+ private:
+  std::shared_ptr<Obj> lookup_locked(int fd);
+  // errno for an fd that is not a socket of ours: EBADF or ENOTSOCK.
+  int bad_fd_errno(int fd);
+  int install_locked(std::shared_ptr<Obj> o);
+  void on_event(void* cookie);
+  void detach_locked(Obj& o);
+  bool claim_and_bind_locked(Obj& o, Endpoint ep, int* err);
+  bool autobind_locked(Obj& o, int* err);
+  ssize_t do_send(int fd, const iovec* iov, size_t iovcnt, int flags, const sockaddr* to, socklen_t tolen);
+  ssize_t do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, sockaddr* from, socklen_t* fromlen,
+                  int* msg_flags);
+  uint32_t readiness_locked(Obj& o);
+  int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume);
+  // Engine::wait_locked, counted so that local state changes can wake waiters.
+  bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
+  // After a call that may have made something ready for another thread's
+  // blocked call (close, shutdown, epoll_ctl...): wake the engine's waiters.
+  void kick_locked();
+
+  std::unique_ptr<Engine> owned_;
+  Engine& e_;
+  std::vector<std::shared_ptr<Obj>> table_;  // indexed by fd
+  std::unordered_set<const void*> live_;     // cookies of our sockets (event hook)
+  int blocked_ = 0;                          // threads inside wait_locked
+};
+
+// Makes `rt` (not owned; nullptr: none) the runtime the xs_* C functions
+// use, as if xs_init had started it. For tests and embedders that build their
+// own Engine. False (nothing changed) when xs_init or the environment already
+// started a stack. Not for use while calls are in flight.
+bool set_default_runtime(Runtime* rt);
+
+}  // namespace xs::native
