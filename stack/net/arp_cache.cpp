@@ -382,6 +382,9 @@ void ArpCache::poll(Instant now) {
   // Deadlines only move later between scans (uses and confirmations push them
   // out), so a scan is needed only once the earliest recorded one is due.
   if (now < next_deadline_) return;
+  // Deadlines noted while scanning (an entry created by a failure observer's
+  // send) must survive the scan's own result.
+  next_deadline_ = kNever;
   Instant next = kNever;
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
@@ -419,7 +422,7 @@ void ArpCache::poll(Instant now) {
     }
     next = min(next, deadline_of(e));
   }
-  next_deadline_ = next;
+  next_deadline_ = min(next_deadline_, next);
 }
 
 // ---- introspection ---------------------------------------------------------------
