@@ -12,7 +12,7 @@ PACKAGES=(
   libxdp-dev libbpf-dev xdp-tools                # AF_XDP
   iproute2 ethtool tcpdump                       # veth lab (ip netns)
   iptables iputils-ping                          # veth lab (tools/xstack-lab, tests/veth)
-  python3
+  python3 curl                                   # tests (curl: veth example test; python fallback)
 )
 
 missing=()
