@@ -36,33 +36,19 @@
 #include "xdp/frame_pool.hpp"
 #include "xdp/xdp_device.hpp"
 #include "xdp/xdp_program.hpp"
+#include "tests/veth/netns_pair.hpp"
 
 namespace xs {
 namespace {
 
+using vethtest::in_ci;
+using vethtest::sh;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr Ipv4Addr kIpA = Ipv4Addr::from_octets(198, 18, 0, 1);
 constexpr Ipv4Addr kIpB = Ipv4Addr::from_octets(198, 18, 0, 2);
 constexpr Ipv4Addr kIpDedicated = Ipv4Addr::from_octets(198, 18, 0, 3);
-
-bool in_ci() {
-  const char* v = getenv("CI");
-  return v != nullptr && std::string(v) == "true";
-}
-
-// Runs a shell command; returns its exit status and fills *out with its output.
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (f == nullptr) return -1;
-  std::string text;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), f) != nullptr) text += buf;
-  const int st = pclose(f);
-  if (out != nullptr) *out = text;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 // ---------------------------------------------------------------- frame pool (no root)
 
@@ -107,87 +93,15 @@ TEST(XdpProgramObject, EmbeddedObjectIsBpfElf) {
 
 // ---------------------------------------------------------------- the veth lab fixture
 
-class XdpVeth : public ::testing::Test {
+class XdpVeth : public vethtest::NetnsPair {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) {
-      if (in_ci()) FAIL() << "CI=true but not root: the AF_XDP veth tests cannot run";
-      GTEST_SKIP() << "needs root (network namespaces, XDP)";
-    }
-    orig_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(orig_ns_, 0);
-    const std::string id = std::to_string(getpid());
-    ns_a_ = "xsx-" + id + "-a";
-    ns_b_ = "xsx-" + id + "-b";
-    remove_namespaces();  // leftovers of an earlier run with the same pid
-    reap_dead_runs();
-    created_ = true;
     const std::string q = std::to_string(queues());
-    const std::vector<std::string> cmds = {
-        "ip netns add " + ns_a_,
-        "ip netns add " + ns_b_,
-        "ip link add va netns " + ns_a_ + " numtxqueues " + q + " numrxqueues " + q + " type veth peer name vb netns " +
-            ns_b_ + " numtxqueues " + q + " numrxqueues " + q,
-        "ip -n " + ns_a_ + " addr add 198.18.0.1/24 dev va",
-        "ip -n " + ns_b_ + " addr add 198.18.0.2/24 dev vb",
-        "ip -n " + ns_a_ + " link set lo up",
-        "ip -n " + ns_b_ + " link set lo up",
-        "ip -n " + ns_a_ + " link set va up",
-        "ip -n " + ns_b_ + " link set vb up",
-        // The kernel peer must put full checksums on the wire (AFXDP-NOTES).
-        "ip netns exec " + ns_b_ + " ethtool -K vb tx off",
-    };
-    for (const auto& c : cmds) {
-      std::string out;
-      if (sh(c, &out) != 0) {
-        if (in_ci()) FAIL() << "lab setup failed: " << c << ": " << out;
-        GTEST_SKIP() << "lab setup failed (ip netns/veth unavailable?): " << c << ": " << out;
-      }
-    }
-    fd_a_ = open(("/var/run/netns/" + ns_a_).c_str(), O_RDONLY | O_CLOEXEC);
-    fd_b_ = open(("/var/run/netns/" + ns_b_).c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd_a_, 0);
-    ASSERT_GE(fd_b_, 0);
-    // The test thread lives in A; sysfs and bpffs are not needed.
-    ASSERT_EQ(setns(fd_a_, CLONE_NEWNET), 0) << strerror(errno);
-    ifindex_ = int(if_nametoindex("va"));
-    ASSERT_GT(ifindex_, 0);
-  }
-
-  void TearDown() override {
-    for (int fd : sockets_) close(fd);
-    sockets_.clear();
-    if (orig_ns_ >= 0) {
-      setns(orig_ns_, CLONE_NEWNET);
-      close(orig_ns_);
-    }
-    if (fd_a_ >= 0) close(fd_a_);
-    if (fd_b_ >= 0) close(fd_b_);
-    // Deleting a namespace deletes its veth end and any XDP program on it.
-    if (created_) remove_namespaces();
+    // The kernel peer must put full checksums on the wire (AFXDP-NOTES).
+    set_up_pair("", "numtxqueues " + q + " numrxqueues " + q, {"ip netns exec {b} ethtool -K vb tx off"});
   }
 
   virtual uint32_t queues() const { return 1; }
-
-  // Namespaces xsx-<pid>-a/b of test processes that died without TearDown
-  // (a crash, a timeout kill): delete them so they do not pile up.
-  static void reap_dead_runs() {
-    std::string list;
-    sh("ip netns list", &list);
-    size_t pos = 0;
-    while ((pos = list.find("xsx-", pos)) != std::string::npos) {
-      const size_t end = list.find_first_of(" \n", pos);
-      const std::string name = list.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-      pos += 4;
-      const long pid = strtol(name.c_str() + 4, nullptr, 10);
-      if (pid > 0 && kill(pid_t(pid), 0) != 0 && errno == ESRCH) sh("ip netns del " + name);
-    }
-  }
-
-  void remove_namespaces() {
-    sh("ip netns del " + ns_a_);
-    sh("ip netns del " + ns_b_);
-  }
 
   XdpDeviceConfig device_config() const {
     XdpDeviceConfig c;
@@ -270,11 +184,6 @@ class XdpVeth : public ::testing::Test {
     return m;
   }
 
-  int orig_ns_ = -1, fd_a_ = -1, fd_b_ = -1;
-  int ifindex_ = 0;
-  bool created_ = false;
-  std::string ns_a_, ns_b_;
-  std::vector<int> sockets_;
 };
 
 // ---------------------------------------------------------------- frame helpers

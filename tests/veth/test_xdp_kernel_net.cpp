@@ -32,6 +32,7 @@
 
 #include "socketapi/kernel_net.hpp"
 #include "socketapi/port_reservation.hpp"
+#include "tests/veth/netns_pair.hpp"
 
 namespace xs {
 
@@ -41,6 +42,8 @@ namespace xs {
 
 namespace {
 
+using vethtest::in_ci;
+using vethtest::sh;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -63,23 +66,6 @@ MacAddr mac(const std::string& s) {
   return m;
 }
 
-bool in_ci() {
-  const char* v = getenv("CI");
-  return v != nullptr && std::string(v) == "true";
-}
-
-// Runs a shell command; returns its exit status and fills *out with its output.
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (f == nullptr) return -1;
-  std::string text;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), f) != nullptr) text += buf;
-  const int st = pclose(f);
-  if (out != nullptr) *out = text;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 sockaddr_in make_sa(Ipv4Addr addr, uint16_t port) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -95,84 +81,13 @@ uint16_t local_port(int fd) {
   return ntohs(sa.sin_port);
 }
 
-class Lab : public ::testing::Test {
+class Lab : public vethtest::NetnsPair {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) {
-      if (in_ci()) FAIL() << "CI=true but not root: the shared-IP veth tests cannot run";
-      GTEST_SKIP() << "needs root (network namespaces)";
-    }
-    orig_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(orig_ns_, 0);
-    // xsx-<pid>-...: the XdpVeth fixture reaps these too when their owner died.
-    const std::string id = std::to_string(getpid());
-    ns_a_ = "xsx-" + id + "-kn-a";
-    ns_b_ = "xsx-" + id + "-kn-b";
-    remove_namespaces();
-    reap_dead_runs();
-    created_ = true;
-    const std::vector<std::string> cmds = {
-        "ip netns add " + ns_a_,
-        "ip netns add " + ns_b_,
-        "ip link add va netns " + ns_a_ + " type veth peer name vb netns " + ns_b_,
-        "ip -n " + ns_a_ + " addr add 198.18.0.1/24 dev va",
-        "ip -n " + ns_b_ + " addr add 198.18.0.2/24 dev vb",
-        // A second interface, for routes and neighbours that are not ours
-        // (a veth pair with both ends in A: no dummy module needed).
-        "ip -n " + ns_a_ + " link add d0 type veth peer name d1",
-        "ip -n " + ns_a_ + " addr add 198.19.200.1/24 dev d0",
-        "ip -n " + ns_a_ + " link set lo up",
-        "ip -n " + ns_b_ + " link set lo up",
-        "ip -n " + ns_a_ + " link set va up",
-        "ip -n " + ns_a_ + " link set d0 up",
-        "ip -n " + ns_a_ + " link set d1 up",
-        "ip -n " + ns_b_ + " link set vb up",
-    };
-    for (const auto& c : cmds) {
-      std::string out;
-      if (sh(c, &out) != 0) {
-        if (in_ci()) FAIL() << "lab setup failed: " << c << ": " << out;
-        GTEST_SKIP() << "lab setup failed (ip netns/veth unavailable?): " << c << ": " << out;
-      }
-    }
-    fd_a_ = open(("/var/run/netns/" + ns_a_).c_str(), O_RDONLY | O_CLOEXEC);
-    fd_b_ = open(("/var/run/netns/" + ns_b_).c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd_a_, 0);
-    ASSERT_GE(fd_b_, 0);
-    // Only this thread moves; every socket it creates from here on lives in A.
-    ASSERT_EQ(setns(fd_a_, CLONE_NEWNET), 0) << strerror(errno);
-    ifindex_ = int(if_nametoindex("va"));
-    ASSERT_GT(ifindex_, 0);
-  }
-
-  void TearDown() override {
-    for (int fd : sockets_) close(fd);
-    sockets_.clear();
-    if (orig_ns_ >= 0) {
-      setns(orig_ns_, CLONE_NEWNET);
-      close(orig_ns_);
-    }
-    if (fd_a_ >= 0) close(fd_a_);
-    if (fd_b_ >= 0) close(fd_b_);
-    if (created_) remove_namespaces();
-  }
-
-  static void reap_dead_runs() {
-    std::string list;
-    sh("ip netns list", &list);
-    size_t pos = 0;
-    while ((pos = list.find("xsx-", pos)) != std::string::npos) {
-      const size_t end = list.find_first_of(" \n", pos);
-      const std::string name = list.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-      pos += 4;
-      const long pid = strtol(name.c_str() + 4, nullptr, 10);
-      if (pid > 0 && kill(pid_t(pid), 0) != 0 && errno == ESRCH) sh("ip netns del " + name);
-    }
-  }
-
-  void remove_namespaces() {
-    sh("ip netns del " + ns_a_);
-    sh("ip netns del " + ns_b_);
+    // A second interface, for routes and neighbours that are not ours (a
+    // veth pair with both ends in A: no dummy module needed).
+    set_up_pair("-kn", "", {"ip -n {a} link add d0 type veth peer name d1", "ip -n {a} addr add 198.19.200.1/24 dev d0",
+                            "ip -n {a} link set d0 up", "ip -n {a} link set d1 up"});
   }
 
   // `ip <args>` in namespace A; the test fails when it does.
@@ -251,11 +166,6 @@ class Lab : public ::testing::Test {
     return {lo, hi};
   }
 
-  int orig_ns_ = -1, fd_a_ = -1, fd_b_ = -1;
-  int ifindex_ = 0;
-  bool created_ = false;
-  std::string ns_a_, ns_b_;
-  std::vector<int> sockets_;
   std::vector<KernelNeighbour> events_;
   std::map<uint32_t, KernelNeighbour> state_;
 };
