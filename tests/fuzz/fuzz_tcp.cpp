@@ -12,8 +12,8 @@
 using namespace xs;
 
 namespace {
-const Ipv4Addr kSrc = Ipv4Addr::from_octets(192, 0, 2, 1);
-const Ipv4Addr kDst = Ipv4Addr::from_octets(198, 51, 100, 7);
+const Ipv4Addr kSrc = Ipv4Addr::from_octets(198, 19, 2, 1);
+const Ipv4Addr kDst = Ipv4Addr::from_octets(198, 19, 100, 7);
 
 // SACK blocks that fit in 40 option bytes beside the other options, computed
 // independently of the emitter: MSS 4, TS 12 (SACK-permitted rides along) or

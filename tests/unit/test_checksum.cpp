@@ -28,12 +28,14 @@ TEST(Checksum, Rfc1071Section3Example) {
   EXPECT_EQ(internet_checksum(d), 0x220d);
 }
 
-TEST(Checksum, ClassicIpv4HeaderIsB861) {
+// 198.18.0.1 -> 198.18.0.199, UDP, DF, TTL 64, total length 0x73: ad8d by an
+// independent RFC 1071 sum.
+TEST(Checksum, ExampleIpv4HeaderIsAd8d) {
   uint8_t h[] = {0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
-                 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
-  EXPECT_EQ(internet_checksum(h), 0xb861);
-  h[10] = 0xb8;
-  h[11] = 0x61;
+                 0x00, 0x00, 0xc6, 0x12, 0x00, 0x01, 0xc6, 0x12, 0x00, 0xc7};
+  EXPECT_EQ(internet_checksum(h), 0xad8d);
+  h[10] = 0xad;
+  h[11] = 0x8d;
   EXPECT_TRUE(csum_verify(h));
   // Every single-bit corruption is detected.
   for (size_t i = 0; i < sizeof h; ++i) {
@@ -98,15 +100,15 @@ TEST(Checksum, LargeIncomingAccumulatorWraps) {
 
 TEST(Checksum, PseudoHeaderMatchesReference) {
   // RFC 9293 3.1 pseudo-header: src, dst, zero, protocol, TCP length.
-  Ipv4Addr s = Ipv4Addr::from_octets(192, 168, 1, 200);
-  Ipv4Addr d = Ipv4Addr::from_octets(10, 255, 0, 3);
-  const uint8_t ph[] = {192, 168, 1, 200, 10, 255, 0, 3, 0, 6, 0x05, 0xdc};
+  Ipv4Addr s = Ipv4Addr::from_octets(198, 18, 1, 200);
+  Ipv4Addr d = Ipv4Addr::from_octets(198, 19, 255, 3);
+  const uint8_t ph[] = {198, 18, 1, 200, 198, 19, 255, 3, 0, 6, 0x05, 0xdc};
   EXPECT_EQ(csum_fold(pseudo_header_sum(s, d, 6, 1500)), uint16_t(~ref_sum(ph, sizeof ph)));
 }
 
 TEST(Checksum, VerifyWithPseudoHeader) {
   std::mt19937 rng(99);
-  Ipv4Addr s{uint32_t(rng())}, d{uint32_t(rng())};
+  Ipv4Addr s{0xc6120000u | (uint32_t(rng()) & 0x1ffffu)}, d{0xc6120000u | (uint32_t(rng()) & 0x1ffffu)};
   std::vector<uint8_t> seg(61);
   for (auto& b : seg) b = uint8_t(rng());
   seg[16] = seg[17] = 0;

@@ -9,14 +9,14 @@
 namespace xs {
 namespace {
 
-const Ipv4Addr kLocal = Ipv4Addr::from_octets(10, 0, 0, 1);
-const Endpoint kRemote{Ipv4Addr::from_octets(10, 0, 0, 2), 80};
+const Ipv4Addr kLocal = Ipv4Addr::from_octets(198, 19, 0, 1);
+const Endpoint kRemote{Ipv4Addr::from_octets(198, 19, 0, 2), 80};
 
 TEST(EphemeralPorts, WithinRange) {
   SeededRandom rng(1);
   EphemeralPorts ep(32768, 60999, rng);
   for (uint32_t i = 0; i < 2000; ++i) {
-    const Endpoint r{Ipv4Addr{0x0a000000u + i}, uint16_t(1 + i % 7)};
+    const Endpoint r{Ipv4Addr{0xc6130000u + i}, uint16_t(1 + i % 7)};
     auto p = ep.pick(kLocal, r, [](uint16_t) { return false; });
     ASSERT_TRUE(p);
     EXPECT_GE(*p, 32768);
@@ -84,7 +84,7 @@ TEST(EphemeralPorts, DestinationsGetDifferentFirstPicks) {
   EphemeralPorts ep(32768, 60999, rng);
   std::set<uint16_t> firsts;
   for (uint16_t i = 0; i < 500; ++i) {
-    const Endpoint r{Ipv4Addr::from_octets(192, 0, 2, uint8_t(i % 250)), uint16_t(443 + i / 250)};
+    const Endpoint r{Ipv4Addr::from_octets(198, 19, 2, uint8_t(i % 250)), uint16_t(443 + i / 250)};
     firsts.insert(*ep.pick(kLocal, r, [](uint16_t) { return false; }));
   }
   // 500 draws from 28232 ports: a handful of collisions at most if spread uniformly,
@@ -98,7 +98,7 @@ TEST(EphemeralPorts, UnpredictableAcrossSecrets) {
   EphemeralPorts a(32768, 60999, r1), b(32768, 60999, r2);
   int same = 0;
   for (uint8_t i = 0; i < 50; ++i) {
-    const Endpoint r{Ipv4Addr::from_octets(198, 51, 100, i), 22};
+    const Endpoint r{Ipv4Addr::from_octets(198, 19, 100, i), 22};
     same += *a.pick(kLocal, r, [](uint16_t) { return false; }) ==
             *b.pick(kLocal, r, [](uint16_t) { return false; });
   }

@@ -8,8 +8,8 @@
 namespace xs {
 namespace {
 
-const Ipv4Addr kLocal = Ipv4Addr::from_octets(10, 0, 0, 1);
-const Ipv4Addr kRemote = Ipv4Addr::from_octets(10, 0, 0, 2);
+const Ipv4Addr kLocal = Ipv4Addr::from_octets(198, 19, 0, 1);
+const Ipv4Addr kRemote = Ipv4Addr::from_octets(198, 19, 0, 2);
 constexpr Instant kT0{123'456'789};
 
 TEST(Isn, SameInputsSameOutput) {
@@ -22,9 +22,9 @@ TEST(Isn, DiffersByEveryTupleField) {
   SeededRandom rng(2);
   IsnGenerator g(rng);
   const Seq base = g.isn(kT0, kLocal, 40000, kRemote, 80);
-  EXPECT_NE(g.isn(kT0, Ipv4Addr::from_octets(10, 0, 0, 3), 40000, kRemote, 80), base);
+  EXPECT_NE(g.isn(kT0, Ipv4Addr::from_octets(198, 19, 0, 3), 40000, kRemote, 80), base);
   EXPECT_NE(g.isn(kT0, kLocal, 40001, kRemote, 80), base);
-  EXPECT_NE(g.isn(kT0, kLocal, 40000, Ipv4Addr::from_octets(10, 0, 0, 4), 80), base);
+  EXPECT_NE(g.isn(kT0, kLocal, 40000, Ipv4Addr::from_octets(198, 19, 0, 4), 80), base);
   EXPECT_NE(g.isn(kT0, kLocal, 40000, kRemote, 81), base);
   // Swapping the ports is a different connection too.
   EXPECT_NE(g.isn(kT0, kLocal, 80, kRemote, 40000), base);
@@ -59,7 +59,7 @@ TEST(Isn, TsOffsetPerAddressPair) {
   IsnGenerator g(rng);
   const uint32_t off = g.ts_offset(kLocal, kRemote);
   EXPECT_EQ(g.ts_offset(kLocal, kRemote), off);  // stable: PAWS across connections
-  EXPECT_NE(g.ts_offset(kLocal, Ipv4Addr::from_octets(10, 0, 0, 9)), off);
+  EXPECT_NE(g.ts_offset(kLocal, Ipv4Addr::from_octets(198, 19, 0, 9)), off);
   EXPECT_NE(g.ts_offset(kRemote, kLocal), off);
 }
 

@@ -7,7 +7,7 @@
 namespace xs {
 namespace {
 
-const CookieTuple kTuple{Ipv4Addr::from_octets(192, 168, 1, 7), Ipv4Addr::from_octets(10, 0, 0, 1),
+const CookieTuple kTuple{Ipv4Addr::from_octets(198, 18, 1, 7), Ipv4Addr::from_octets(198, 19, 0, 1),
                          51000, 80};
 const Seq kClientIsn{0x12345678};
 // Start of a counter period, so that "+ one period" is unambiguous.

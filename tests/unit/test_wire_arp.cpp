@@ -8,13 +8,13 @@
 namespace xs {
 namespace {
 
-// "Who has 192.168.1.1? Tell 192.168.1.100" from 52:54:00:12:34:56.
+// "Who has 198.18.1.1? Tell 198.18.1.100" from 52:54:00:12:34:56.
 const std::vector<uint8_t> kRequest = {
     0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,  // htype, ptype, hlen, plen, op
     0x52, 0x54, 0x00, 0x12, 0x34, 0x56,              // sha
-    0xc0, 0xa8, 0x01, 0x64,                          // spa
+    0xc6, 0x12, 0x01, 0x64,                          // spa
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00,              // tha
-    0xc0, 0xa8, 0x01, 0x01,                          // tpa
+    0xc6, 0x12, 0x01, 0x01,                          // tpa
 };
 
 TEST(Arp, ParsesKnownRequest) {
@@ -22,9 +22,9 @@ TEST(Arp, ParsesKnownRequest) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->op, ArpOp::Request);
   EXPECT_EQ(r->sender_mac, (MacAddr{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}}));
-  EXPECT_EQ(r->sender_ip, Ipv4Addr::from_octets(192, 168, 1, 100));
+  EXPECT_EQ(r->sender_ip, Ipv4Addr::from_octets(198, 18, 1, 100));
   EXPECT_TRUE(r->target_mac.is_zero());
-  EXPECT_EQ(r->target_ip, Ipv4Addr::from_octets(192, 168, 1, 1));
+  EXPECT_EQ(r->target_ip, Ipv4Addr::from_octets(198, 18, 1, 1));
 }
 
 TEST(Arp, EthernetPaddingIgnored) {
@@ -32,7 +32,7 @@ TEST(Arp, EthernetPaddingIgnored) {
   p.resize(46, 0);  // minimum Ethernet payload
   auto r = parse_arp(p);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->target_ip, Ipv4Addr::from_octets(192, 168, 1, 1));
+  EXPECT_EQ(r->target_ip, Ipv4Addr::from_octets(198, 18, 1, 1));
 }
 
 TEST(Arp, TruncatedAtEveryLength) {
@@ -77,14 +77,14 @@ TEST(Arp, EmitReplyExactBytes) {
   ArpRepr r;
   r.op = ArpOp::Reply;
   r.sender_mac = MacAddr{{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}};
-  r.sender_ip = Ipv4Addr::from_octets(192, 168, 1, 1);
+  r.sender_ip = Ipv4Addr::from_octets(198, 18, 1, 1);
   r.target_mac = MacAddr{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
-  r.target_ip = Ipv4Addr::from_octets(192, 168, 1, 100);
+  r.target_ip = Ipv4Addr::from_octets(198, 18, 1, 100);
   std::vector<uint8_t> out(kArpLen);
   emit_arp(r, out);
   const std::vector<uint8_t> want = {0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02, 0x02, 0x11,
-                                     0x22, 0x33, 0x44, 0x55, 0xc0, 0xa8, 0x01, 0x01, 0x52, 0x54,
-                                     0x00, 0x12, 0x34, 0x56, 0xc0, 0xa8, 0x01, 0x64};
+                                     0x22, 0x33, 0x44, 0x55, 0xc6, 0x12, 0x01, 0x01, 0x52, 0x54,
+                                     0x00, 0x12, 0x34, 0x56, 0xc6, 0x12, 0x01, 0x64};
   EXPECT_EQ(out, want);
   auto back = parse_arp(out);
   ASSERT_TRUE(back);

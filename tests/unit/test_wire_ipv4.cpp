@@ -9,11 +9,11 @@
 namespace xs {
 namespace {
 
-// The classic example header (192.168.0.1 -> 192.168.0.199, UDP, DF, TTL 64,
-// total length 0x73) whose checksum is b861, followed by 95 payload bytes.
+// An example header (198.18.0.1 -> 198.18.0.199, UDP, DF, TTL 64, total
+// length 0x73) whose checksum is ad8d (computed with an independent RFC 1071 sum), followed by 95 payload bytes.
 std::vector<uint8_t> classic_packet() {
   std::vector<uint8_t> p = {0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
-                            0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
+                            0xad, 0x8d, 0xc6, 0x12, 0x00, 0x01, 0xc6, 0x12, 0x00, 0xc7};
   for (int i = 0; i < 95; ++i) p.push_back(uint8_t(i));
   return p;
 }
@@ -49,8 +49,8 @@ TEST(Ipv4, ParsesClassicHeader) {
   auto r = parse_ipv4(p);
   ASSERT_TRUE(r);
   const Ipv4Repr& h = r->hdr;
-  EXPECT_EQ(h.src, Ipv4Addr::from_octets(192, 168, 0, 1));
-  EXPECT_EQ(h.dst, Ipv4Addr::from_octets(192, 168, 0, 199));
+  EXPECT_EQ(h.src, Ipv4Addr::from_octets(198, 18, 0, 1));
+  EXPECT_EQ(h.dst, Ipv4Addr::from_octets(198, 18, 0, 199));
   EXPECT_EQ(h.protocol, ipproto::kUdp);
   EXPECT_EQ(h.ttl, 64);
   EXPECT_EQ(h.tos, 0);
@@ -69,8 +69,8 @@ TEST(Ipv4, ParsesClassicHeader) {
 
 TEST(Ipv4, EmitReproducesClassicHeader) {
   Ipv4Repr h;
-  h.src = Ipv4Addr::from_octets(192, 168, 0, 1);
-  h.dst = Ipv4Addr::from_octets(192, 168, 0, 199);
+  h.src = Ipv4Addr::from_octets(198, 18, 0, 1);
+  h.dst = Ipv4Addr::from_octets(198, 18, 0, 199);
   h.protocol = ipproto::kUdp;
   h.ttl = 64;
   h.dont_frag = true;
@@ -84,8 +84,8 @@ TEST(Ipv4, EmitReproducesClassicHeader) {
 
 TEST(Ipv4, EmitParseRoundTripAllFields) {
   Ipv4Repr h;
-  h.src = Ipv4Addr::from_octets(10, 0, 0, 1);
-  h.dst = Ipv4Addr::from_octets(10, 9, 8, 7);
+  h.src = Ipv4Addr::from_octets(198, 19, 0, 1);
+  h.dst = Ipv4Addr::from_octets(198, 19, 8, 7);
   h.protocol = ipproto::kTcp;
   h.ttl = 3;
   h.tos = 0xb9;  // DSCP 46 (EF) + ECN 01

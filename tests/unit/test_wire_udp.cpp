@@ -10,12 +10,12 @@
 namespace xs {
 namespace {
 
-const Ipv4Addr kSrc = Ipv4Addr::from_octets(192, 168, 0, 1);
-const Ipv4Addr kDst = Ipv4Addr::from_octets(192, 168, 0, 199);
+const Ipv4Addr kSrc = Ipv4Addr::from_octets(198, 18, 0, 1);
+const Ipv4Addr kDst = Ipv4Addr::from_octets(198, 18, 0, 199);
 
-// 192.168.0.1:12345 -> 192.168.0.199:53, payload "xstack"; checksum 0xfd0a
+// 198.18.0.1:12345 -> 198.18.0.199:53, payload "xstack"; checksum 0xf236
 // computed with an independent RFC 1071 implementation.
-const std::vector<uint8_t> kDgram = {0x30, 0x39, 0x00, 0x35, 0x00, 0x0e, 0xfd, 0x0a,
+const std::vector<uint8_t> kDgram = {0x30, 0x39, 0x00, 0x35, 0x00, 0x0e, 0xf2, 0x36,
                                      'x',  's',  't',  'a',  'c',  'k'};
 
 WireError error_of(const std::vector<uint8_t>& d, bool verify = true) {
@@ -46,7 +46,7 @@ TEST(Udp, BadChecksumDetected) {
   EXPECT_EQ(error_of(d), WireError::BadChecksum);
   EXPECT_TRUE(parse_udp(d, kSrc, kDst, /*verify_checksum=*/false));
   // The pseudo-header binds the datagram to its addresses.
-  auto r = parse_udp(kDgram, kSrc, Ipv4Addr::from_octets(192, 168, 0, 198));
+  auto r = parse_udp(kDgram, kSrc, Ipv4Addr::from_octets(198, 18, 0, 198));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), WireError::BadChecksum);
 }
