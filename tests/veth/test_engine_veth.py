@@ -700,12 +700,22 @@ def case_multiqueue():
     our RX queue, by flow hash)."""
     lab = Lab("q", queues=2)
     srv = lab.serve("--tcp-port", 5001, "--queues", 2)
-    clients = [lab.kpeer(f"kernel tcp-client {i}", "b", "tcp-client", IP_X, 5001, 8 * MIB) for i in range(8)]
-    for c in clients:
-        out = c.expect_ok(120)
-        check(f"ok {8 * MIB} bytes echoed" in out, f"a client was not echoed: {out!r}")
-    per_queue = rx_queue_xdp_packets(lab)
-    log(f"multiqueue: 8 connections x 8 MiB each way; XDP packets per RX queue {per_queue}")
+    # The kernel peer picks each flow's TX queue (our RX queue) by hash, so a
+    # batch of flows can all land on one queue (1 in 128 for 8 flows): add
+    # batches, up to 64 flows, until both queues have carried some.
+    flows = 0
+    per_queue = {}
+    for batch in range(8):
+        clients = [lab.kpeer(f"kernel tcp-client {batch}.{i}", "b", "tcp-client", IP_X, 5001, 2 * MIB)
+                   for i in range(8)]
+        for c in clients:
+            out = c.expect_ok(120)
+            check(f"ok {2 * MIB} bytes echoed" in out, f"a client was not echoed: {out!r}")
+        flows += len(clients)
+        per_queue = rx_queue_xdp_packets(lab)
+        if all(per_queue.get(q, 0) > 100 for q in (0, 1)):
+            break
+    log(f"multiqueue: {flows} connections x 2 MiB each way; XDP packets per RX queue {per_queue}")
     check(len(per_queue) >= 2 and all(per_queue.get(q, 0) > 100 for q in (0, 1)),
           f"both RX queues should have carried connections: {per_queue}")
     stopped(srv, "xstack serve")
