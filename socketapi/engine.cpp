@@ -1,5 +1,6 @@
 #include "socketapi/engine.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -82,7 +84,11 @@ size_t Engine::poll_locked(Instant now) {
   dev_->flush_tx();
   if (events_) {
     events_ = false;
-    cv_.notify_all();
+    for (int fd : waiter_fds_) {
+      uint64_t one = 1;
+      ssize_t r = write(fd, &one, sizeof one);
+      (void)r;
+    }
   }
   return n;
 }
@@ -134,21 +140,73 @@ void Engine::on_socket_event(void* cookie) {
   if (hook_) hook_(cookie);
 }
 
+namespace {
+
+// The calling thread's wait eventfd (blocking, so that a restartable wait can
+// sleep in read(2) and let the kernel apply SA_RESTART).
+struct ThreadWaitFd {
+  int fd = eventfd(0, EFD_CLOEXEC);
+  ~ThreadWaitFd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+int thread_wait_fd() {
+  thread_local ThreadWaitFd w;
+  return w.fd;
+}
+
+}  // namespace
+
 bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline) {
+  return wait_locked(lk, pred, deadline, WaitKind::Uninterruptible) == WaitStatus::Ready;
+}
+
+WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+                               WaitKind kind) {
   while (!pred()) {
     Instant now = clock_now();
-    if (now >= deadline) return false;
+    if (now >= deadline) return WaitStatus::Timeout;
     if (cfg_.poll_mode == PollMode::Interrupt || !thread_.joinable()) {
       if (!thread_.joinable()) {
         // No progress thread: the caller drives the loop itself.
         poll_locked(now);
         continue;
       }
-      auto tp = std::chrono::steady_clock::now() + std::chrono::microseconds(std::min<int64_t>((deadline - now).us, 1000000));
-      cv_.wait_until(lk, tp);
+      int wfd = thread_wait_fd();
+      if (wfd < 0) {
+        // No eventfd (descriptor limit): sleep briefly and look again.
+        lk.unlock();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        lk.lock();
+        continue;
+      }
+      // Registered under the lock: a poll that changes state after pred()
+      // was false writes our eventfd, so no wakeup is lost.
+      waiter_fds_.push_back(wfd);
+      lk.unlock();
+      int rc;
+      int err = 0;
+      uint64_t v;
+      if (deadline == kNever && kind == WaitKind::Restartable) {
+        rc = static_cast<int>(read(wfd, &v, sizeof v));
+      } else {
+        int64_t us = deadline == kNever ? -1 : (deadline - now).us;
+        int ms = us < 0 ? -1 : static_cast<int>(std::min<int64_t>((us + 999) / 1000, 1000000));
+        pollfd p{wfd, POLLIN, 0};
+        do {
+          rc = ::poll(&p, 1, ms);
+        } while (rc < 0 && errno == EINTR && kind == WaitKind::Uninterruptible);
+        if (rc > 0) rc = static_cast<int>(read(wfd, &v, sizeof v));
+      }
+      if (rc < 0) err = errno;
+      lk.lock();
+      waiter_fds_.erase(std::find(waiter_fds_.begin(), waiter_fds_.end(), wfd));
+      if (err == EINTR && kind != WaitKind::Uninterruptible) return pred() ? WaitStatus::Ready : WaitStatus::Interrupted;
     } else {
       // Spin / busy-poll: the waiting thread polls the rings itself (lowest
       // latency), letting other threads of the process in between polls.
+      // Signals do not end this wait (no system call to interrupt).
       spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
       bool done = false;
       Instant last_yield = clock_now();
@@ -175,10 +233,10 @@ bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<b
         lk.lock();
       }
       spinning_waiters_.fetch_sub(1, std::memory_order_relaxed);
-      return done;
+      return done ? WaitStatus::Ready : WaitStatus::Timeout;
     }
   }
-  return true;
+  return WaitStatus::Ready;
 }
 
 void Engine::wake() {

@@ -9,17 +9,19 @@
 //    earlier) and a timerfd armed at the stack's next deadline, so an idle
 //    engine uses no CPU and still fires retransmit and keepalive timers on
 //    time; in Spin/BusyPoll mode it polls continuously.
-//  - A blocked application call waits on a condition variable that the
-//    progress thread signals after every poll that changed some socket's state.
+//  - A blocked application call (Interrupt mode) sleeps in the kernel on an
+//    eventfd of its own thread, which poll_locked writes after every poll that
+//    changed some socket's state. Sleeping in a system call (not on a
+//    condition variable) is what lets a signal interrupt the wait (EINTR).
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "socketapi/host_kernel.hpp"
 #include "socketapi/packet_device.hpp"
@@ -29,6 +31,13 @@
 namespace xs {
 
 enum class PollMode : uint8_t { Interrupt, Spin, BusyPoll };
+
+// How a wait ended. Interrupted: a signal arrived (Interrupt mode only).
+enum class WaitStatus : uint8_t { Ready, Timeout, Interrupted };
+// Restartable: with no deadline, a signal whose handler has SA_RESTART does
+// not end the wait (Linux restarts a socket call with no timeout; one with
+// SO_RCVTIMEO/SO_SNDTIMEO, and poll/epoll_wait, always return EINTR).
+enum class WaitKind : uint8_t { Restartable, Interruptible, Uninterruptible };
 
 struct EngineConfig {
   Ipv4Cidr addr;
@@ -69,7 +78,10 @@ class Engine final : public SocketObserver {
   void after_call_locked();
   // Waits (releasing the lock) until pred() holds or `deadline` passes.
   // Returns pred(). In busy-poll/spin modes the caller polls the device itself.
+  // Never interrupted by signals.
   bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
+  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+                         WaitKind kind);
   // A local port the stack is about to bind (0: any). Dedicated IP: returns
   // `port` (the stack picks when 0). Shared IP: reserves it with the kernel
   // (which picks when 0) and steers it to us; AddressInUse when the kernel
@@ -102,7 +114,7 @@ class Engine final : public SocketObserver {
   std::unique_ptr<Random> rng_;
   std::unique_ptr<Stack> stack_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::vector<int> waiter_fds_;  // eventfds of threads sleeping in wait_locked
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> polls_{0};

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <mutex>
+#include <new>
 
 #include "socketapi/native_runtime.hpp"
 #include "socketapi/xstack.h"
@@ -40,6 +41,24 @@ int ebadf() {
 }  // namespace
 
 namespace xs::native {
+Runtime* default_runtime(bool start) { return start ? started() : current(); }
+
+void abandon_default_runtime() {
+  // No lock: called in a fork child, where another thread of the parent may
+  // have held g_mu at the fork; this child is single-threaded.
+  g_rt.store(nullptr, std::memory_order_release);
+  (void)g_owned.release();  // the parent's stack: never run, never destroyed here
+  new (&g_mu) std::mutex();
+}
+
+void shutdown_default_runtime_graceful(Duration max) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  if (!g_owned) return;
+  g_rt.store(nullptr, std::memory_order_release);
+  g_owned->close_all_graceful(max);
+  g_owned.reset();
+}
+
 bool set_default_runtime(Runtime* rt) {
   std::lock_guard<std::mutex> lk(g_mu);
   if (g_owned) return false;

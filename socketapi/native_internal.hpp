@@ -61,6 +61,9 @@ struct Runtime::Obj {
   std::vector<Obj*> watchers;    // epoll instances with a registration for this
   std::map<int, Reg> regs;       // epoll: fd -> registration
   int rr = -1;                   // epoll: last fd reported (fairness)
+  int refs = 1;                  // descriptor numbers naming this object (dup_alias)
+  bool wake = false;             // epoll: write fd when a target signals (epoll_set_wake)
+  bool wake_pending = false;     // epoll: written since the last epoll_rearm_wake
 };
 
 inline int fail(int e) {

@@ -88,6 +88,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
   TcpSocket* t = o->tcp;
   bool more = (flags & MSG_MORE) != 0;
   std::optional<SockError> err;
+  bool interrupted = false;
   size_t sent = 0;
   Instant deadline = deadline_after(nb, o->sndtimeo);
   if (total == 0) {
@@ -95,7 +96,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
     e_.after_call_locked();
     if (!r) err = r.error();
   }
-  for (size_t i = 0; i < iovcnt && !err; ++i) {
+  for (size_t i = 0; i < iovcnt && !err && !interrupted; ++i) {
     auto* base = static_cast<const uint8_t*>(iov[i].iov_base);
     size_t off = 0;
     while (off < iov[i].iov_len) {
@@ -111,20 +112,25 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
         err = r.error();
         break;
       }
-      bool ok = wait_locked(lk, [&] {
+      WaitStatus ws = wait_locked(lk, [&] {
         return o->closed || (o->tcp->readiness() & (ev::kOut | ev::kErr | ev::kHup)) != 0;
       }, deadline);
       if (o->closed) {
         err = SockError::InvalidArgument;  // reported as EBADF below
         break;
       }
-      if (!ok) {
+      if (ws == WaitStatus::Interrupted) {
+        interrupted = true;
+        break;
+      }
+      if (ws != WaitStatus::Ready) {
         err = SockError::WouldBlock;
         break;
       }
     }
   }
   if (sent > 0) return static_cast<ssize_t>(sent);
+  if (interrupted) return fail(EINTR);
   if (!err) return 0;
   if (o->closed) return fail(EBADF);
   if (*err == SockError::BrokenPipe && !(flags & MSG_NOSIGNAL)) {
@@ -161,11 +167,12 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       // SHUT_RD on UDP marks the socket readable (datagram_poll) yet recv
       // still waits for a datagram, as on Linux.
       if (nb) return fail(EAGAIN);
-      bool ok = wait_locked(lk, [&] {
+      WaitStatus ws = wait_locked(lk, [&] {
         return o->closed || o->udp->rx_datagrams() > 0 || o->udp->pending_error().has_value();
       }, deadline);
       if (o->closed) return fail(EBADF);
-      if (!ok) return fail(EAGAIN);
+      if (ws == WaitStatus::Interrupted) return fail(EINTR);
+      if (ws != WaitStatus::Ready) return fail(EAGAIN);
     }
     if (!r) return fail(to_errno(r.error()));
     if (!tmp.empty()) scatter(tmp.data(), r->copied, iov, iovcnt);
@@ -212,12 +219,13 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       if (copied == 0) err = SockError::WouldBlock;
       break;
     }
-    bool ok = wait_locked(lk, [&] {
+    WaitStatus ws = wait_locked(lk, [&] {
       return o->closed || o->tcp->bytes_readable() > 0 ||
              (o->tcp->readiness() & (ev::kErr | ev::kHup | ev::kRdHup)) != 0;
     }, deadline);
     if (o->closed) return fail(EBADF);
-    if (!ok) {
+    if (ws == WaitStatus::Interrupted && copied == 0) return fail(EINTR);
+    if (ws != WaitStatus::Ready) {
       if (copied == 0) err = SockError::WouldBlock;
       break;
     }

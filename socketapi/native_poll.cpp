@@ -45,7 +45,9 @@ int Runtime::poll(pollfd* fds, nfds_t n, int timeout_ms) {
     Instant now = Engine::clock_now();
     // Kernel descriptors are looked at every millisecond (no shared wait).
     Instant step = any_kernel ? min(deadline, now + millis(1)) : deadline;
-    if (wait_locked(lk, [&] { return (c = scan()) > 0; }, step)) return c;
+    WaitStatus ws = wait_locked(lk, [&] { return (c = scan()) > 0; }, step, WaitKind::Interruptible);
+    if (ws == WaitStatus::Ready) return c;
+    if (ws == WaitStatus::Interrupted) return fail(EINTR);
     if (Engine::clock_now() >= deadline) return 0;
   }
 }
@@ -154,7 +156,9 @@ int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
   if (ep->kind != Obj::Kind::Epoll) return fail(EINVAL);
   Instant deadline = timeout_ms < 0 ? kNever : Engine::clock_now() + millis(timeout_ms);
   if (timeout_ms != 0) {
-    wait_locked(lk, [&] { return ep->closed || epoll_collect_locked(*ep, nullptr, max, false) > 0; }, deadline);
+    WaitStatus ws = wait_locked(lk, [&] { return ep->closed || epoll_collect_locked(*ep, nullptr, max, false) > 0; },
+                                deadline, WaitKind::Interruptible);
+    if (ws == WaitStatus::Interrupted && !ep->closed) return fail(EINTR);
   }
   if (ep->closed) return fail(EBADF);
   return epoll_collect_locked(*ep, evs, max, true);

@@ -125,9 +125,10 @@ int Runtime::install_locked(std::shared_ptr<Obj> o) {
   return static_cast<int>(i);
 }
 
-bool Runtime::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline) {
+WaitStatus Runtime::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+                                WaitKind kind) {
   blocked_++;
-  bool r = e_.wait_locked(lk, pred, deadline);
+  WaitStatus r = e_.wait_locked(lk, pred, deadline, kind);
   blocked_--;
   return r;
 }
@@ -141,7 +142,99 @@ void Runtime::kick_locked() {
 void Runtime::on_event(void* cookie) {
   auto& live = live_;
   if (!live.count(cookie)) return;  // a socket opened by someone else on this engine
-  static_cast<Obj*>(cookie)->gen++;
+  Obj* o = static_cast<Obj*>(cookie);
+  o->gen++;
+  for (Obj* ep : o->watchers) {
+    if (!ep->wake || ep->wake_pending) continue;
+    ep->wake_pending = true;
+    uint64_t one = 1;
+    ssize_t r = ::write(ep->fd, &one, sizeof one);
+    (void)r;
+  }
+}
+
+int Runtime::epoll_set_wake(int epfd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(epfd);
+  if (!o || o->kind != Obj::Kind::Epoll) return fail(EINVAL);
+  o->wake = true;
+  return 0;
+}
+
+void Runtime::epoll_rearm_wake(int epfd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(epfd);
+  if (!o || o->kind != Obj::Kind::Epoll || !o->wake_pending) return;
+  uint64_t v;
+  ssize_t r = ::read(o->fd, &v, sizeof v);
+  (void)r;
+  o->wake_pending = false;
+}
+
+int Runtime::dup_alias(int fd, int newfd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o || newfd < 0) return fail(EBADF);
+  if (lookup_locked(newfd)) return fail(EBUSY);
+  size_t i = static_cast<size_t>(newfd);
+  if (table_.size() <= i) table_.resize(i + 1);
+  o->refs++;
+  table_[i] = std::move(o);
+  return newfd;
+}
+
+int Runtime::forget(int fd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o) return fail(EBADF);
+  table_[static_cast<size_t>(fd)].reset();
+  if (--o->refs == 0) {
+    detach_locked(*o);
+    kick_locked();
+  }
+  return 0;
+}
+
+bool Runtime::is_fresh(int fd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o || o->refs != 1) return false;
+  if (o->tcp) return o->tcp->state() == TcpState::Closed && o->tcp->local().port == 0;
+  if (o->udp) return o->udp->local().port == 0 && o->ss == Obj::Ss::Unconnected;
+  return false;
+}
+
+int Runtime::kind_of(int fd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o) return -1;
+  if (o->tcp || o->kind == Obj::Kind::Tcp) return SOCK_STREAM;
+  if (o->udp || o->kind == Obj::Kind::Udp) return SOCK_DGRAM;
+  return 0;
+}
+
+void Runtime::poll_once() {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  e_.poll_locked(Engine::clock_now());
+}
+
+void Runtime::close_all_graceful(Duration max) {
+  std::vector<int> fds;
+  std::unique_lock<std::mutex> lk(e_.mutex());
+  for (size_t i = 0; i < table_.size(); ++i) {
+    auto& o = table_[i];
+    if (!o) continue;
+    if (--o->refs == 0) detach_locked(*o);
+    fds.push_back(static_cast<int>(i));
+    o.reset();
+  }
+  Instant deadline = Engine::clock_now() + max;
+  auto& tcp = e_.stack_locked().tcp();
+  while (tcp.closing_count() > 0 && Engine::clock_now() < deadline) {
+    e_.wait_locked(lk, [&] { return tcp.closing_count() == 0; }, min(deadline, Engine::clock_now() + millis(10)));
+  }
+  lk.unlock();
+  for (int fd : fds) ::close(fd);
 }
 
 bool Runtime::is_xstack_fd(int fd) {
@@ -182,11 +275,12 @@ void Runtime::close_all() {
   std::vector<int> fds;
   {
     std::lock_guard<std::mutex> lk(e_.mutex());
-    for (auto& o : table_) {
+    for (size_t i = 0; i < table_.size(); ++i) {
+      auto& o = table_[i];
       if (!o) continue;
       if (o->tcp) o->tcp->options().linger_on = true, o->tcp->options().linger_seconds = 0;  // reset
-      detach_locked(*o);
-      fds.push_back(o->fd);
+      if (!o->closed) detach_locked(*o);
+      fds.push_back(static_cast<int>(i));
       o.reset();
     }
   }
@@ -301,12 +395,13 @@ int Runtime::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     if (static_cast<int>(*len) < 0) return fail(EINVAL);
   }
   Expected<TcpSocket*, SockError> got = unexpected(SockError::WouldBlock);
-  wait_locked(lk, [&] {
+  WaitStatus ws = wait_locked(lk, [&] {
     if (o->closed) return true;
     got = o->tcp->accept(Engine::clock_now());
     return got.has_value() || got.error() != SockError::WouldBlock;
   }, deadline_after(o->nonblock, o->rcvtimeo));
   if (o->closed) return fail(EBADF);
+  if (ws == WaitStatus::Interrupted) return fail(EINTR);
   if (!got) return fail(to_errno(got.error()));
   TcpSocket* c = *got;
   int kfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -406,9 +501,11 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
   };
   if (connecting()) {
     if (o->nonblock) return fail(err);
-    bool done = wait_locked(lk, [&] { return o->closed || !connecting(); }, deadline_after(false, o->sndtimeo));
+    WaitStatus ws = wait_locked(lk, [&] { return o->closed || !connecting(); }, deadline_after(false, o->sndtimeo));
     if (o->closed) return fail(EBADF);
-    if (!done) return fail(err);
+    // Interrupted: the handshake goes on; a later connect reports EALREADY (Linux).
+    if (ws == WaitStatus::Interrupted) return fail(EINTR);
+    if (ws != WaitStatus::Ready) return fail(err);
   }
   if (o->tcp->state() == TcpState::Closed) {
     o->ss = Obj::Ss::Unconnected;
@@ -448,8 +545,10 @@ int Runtime::close(int fd) {
     o = lookup_locked(fd);
     if (!o) return fail(EBADF);
     table_[static_cast<size_t>(fd)].reset();
-    detach_locked(*o);
-    kick_locked();
+    if (--o->refs == 0) {
+      detach_locked(*o);
+      kick_locked();
+    }
   }
   ::close(fd);
   return 0;

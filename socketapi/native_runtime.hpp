@@ -8,9 +8,10 @@
 // wait with Engine::wait_locked, which releases it.
 //
 // Known deviations from Linux:
-//  - Blocking waits are not interrupted by signals (no EINTR): they end on
-//    readiness, error, timeout, or the descriptor being closed by another
-//    thread (then EBADF; Linux would keep waiting).
+//  - Blocking waits end with EINTR on a signal in interrupt mode (restarted
+//    after an SA_RESTART handler when the call has no timeout, as Linux); in
+//    spin/busy-poll modes a signal does not end the wait. A descriptor closed
+//    by another thread ends the wait with EBADF (Linux would keep waiting).
 //  - A state change made by one application thread (close, shutdown,
 //    epoll_ctl, ...) wakes the other threads' blocking waits by running one
 //    engine poll, which notifies the engine's waiters.
@@ -101,6 +102,31 @@ class Runtime {
   // Closes every descriptor (connections are reset).
   void close_all();
 
+  // ---- for the LD_PRELOAD shim (shim/) ------------------------------------
+  // Wake mode for an xstack epoll instance: its descriptor (an eventfd)
+  // becomes readable when a registered socket signals an event, so that a
+  // kernel epoll/poll can sleep on it beside kernel descriptors.
+  int epoll_set_wake(int epfd);
+  // Drains that eventfd and re-arms the wake; call before collecting events.
+  void epoll_rearm_wake(int epfd);
+  // `newfd` (a kernel dup of `fd`) names the same socket from now on; the
+  // socket closes when its last name does.
+  int dup_alias(int fd, int newfd);
+  // Drops the socket behind `fd` (fresh: no connection to reset) without
+  // closing the kernel descriptor, which the caller has replaced.
+  int forget(int fd);
+  // A TCP/UDP socket with no local address and no peer yet.
+  bool is_fresh(int fd);
+  // SOCK_STREAM, SOCK_DGRAM, 0 for an epoll instance, -1 when not ours.
+  int kind_of(int fd);
+  // One engine loop iteration on the calling thread (spin modes).
+  void poll_once();
+  PollMode mode() const { return e_.config().poll_mode; }
+  // At process exit: closes every descriptor as close() would (FIN, or RST
+  // with unread data), then runs the engine until those connections have
+  // delivered what they held or `max` has passed.
+  void close_all_graceful(Duration max);
+
   struct Obj;
 
  private:
@@ -118,7 +144,10 @@ class Runtime {
   uint32_t readiness_locked(Obj& o);
   int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume);
   // Engine::wait_locked, counted so that local state changes can wake waiters.
-  bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
+  // Socket calls wait Restartable (EINTR unless SA_RESTART and no timeout);
+  // poll/epoll_wait Interruptible (always EINTR), as Linux.
+  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+                         WaitKind kind = WaitKind::Restartable);
   // After a call that may have made something ready for another thread's
   // blocked call (close, shutdown, epoll_ctl...): wake the engine's waiters.
   void kick_locked();
@@ -135,5 +164,14 @@ class Runtime {
 // own Engine. False (nothing changed) when xs_init or the environment already
 // started a stack. Not for use while calls are in flight.
 bool set_default_runtime(Runtime* rt);
+
+// The runtime the xs_* C functions use; with `start`, started from the
+// XSTACK_* environment if none runs yet (nullptr with errno set on failure).
+Runtime* default_runtime(bool start);
+// In a fork child: forget the parent's runtime without touching it (its
+// rings and progress thread belong to the parent).
+void abandon_default_runtime();
+// At process exit: close_all_graceful, then stop and free the stack.
+void shutdown_default_runtime_graceful(Duration max);
 
 }  // namespace xs::native

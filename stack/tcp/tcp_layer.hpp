@@ -31,6 +31,8 @@ class TcpLayer {
   TcpSocket* open();
   const TcpConfig& config() const;
   size_t socket_count() const;
+  // Closed by the application, still sending data or FIN (a process exiting waits for these).
+  size_t closing_count() const;
 
   // A parsed, checksum-verified segment addressed to one of our addresses.
   void on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& seg);

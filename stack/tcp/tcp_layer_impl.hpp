@@ -78,6 +78,16 @@ class TcpLayerImpl {
   const SynCookies& cookies() const { return cookies_; }
   size_t connection_count() const { return conns_.size(); }
   size_t socket_count() const { return all_.size(); }
+  // Sockets still delivering data or a FIN after the application closed them
+  // (FIN_WAIT_1, CLOSING, LAST_ACK).
+  size_t closing_count() const {
+    size_t n = 0;
+    for (const TcpSocket* s : all_) {
+      TcpState st = s->state();
+      n += st == TcpState::FinWait1 || st == TcpState::Closing || st == TcpState::LastAck;
+    }
+    return n;
+  }
 
  private:
   using ConnTable =

@@ -1,0 +1,364 @@
+// Interposed socket calls: an xstack descriptor goes to the native runtime,
+// anything else to the C library. See docs/shim.md for what goes where.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <vector>
+
+#include "shim/real.hpp"
+#include "shim/state.hpp"
+
+using namespace xs::shim;
+using xs::native::Runtime;
+
+namespace {
+
+// Runs `call` on the runtime when `fd` is an xstack socket; an orphan (a
+// socket inherited across fork) fails with EBADF.
+#define XS_ROUTE(fd, call)                                          \
+  do {                                                              \
+    FdKind k_ = kind(fd);                                           \
+    if (k_ == FdKind::XsSocket) {                                   \
+      if (Runtime* r = rt()) {                                      \
+        Inside in_;                                                 \
+        return r->call;                                             \
+      }                                                             \
+    } else if (k_ == FdKind::Orphan) {                              \
+      return fail(EBADF);                                           \
+    }                                                               \
+  } while (0)
+
+bool wants_xstack(int domain, int type, int protocol) {
+  if (t_inside > 0 || domain != AF_INET) return false;
+  int base = type & 0xf;
+  if (base == SOCK_STREAM) return protocol == 0 || protocol == IPPROTO_TCP;
+  if (base == SOCK_DGRAM) return protocol == 0 || protocol == IPPROTO_UDP;
+  return false;
+}
+
+int track(int fd) {
+  if (fd >= 0) set_kind(fd, FdKind::XsSocket);
+  return fd;
+}
+
+// A kernel dup of xstack socket `fd` as `newfd` names the same socket.
+int alias(int fd, int newfd) {
+  if (newfd < 0) return newfd;
+  Inside in;
+  if (Runtime* r = rt(); r && r->dup_alias(fd, newfd) >= 0) set_kind(newfd, FdKind::XsSocket);
+  return newfd;
+}
+
+}  // namespace
+
+extern "C" {
+
+int socket(int domain, int type, int protocol) {
+  if (wants_xstack(domain, type, protocol)) {
+    if (Runtime* r = rt_start()) {
+      Inside in;
+      return track(r->socket(domain, type, protocol));
+    }
+  }
+  return real::socket(domain, type, protocol);
+}
+
+int bind(int fd, const sockaddr* addr, socklen_t len) {
+  if (is_xs(fd) && addr != nullptr && len >= sizeof(sa_family_t) && addr->sa_family == AF_INET &&
+      !accelerable_bind(addr, len) && rt() && rt()->is_fresh(fd)) {
+    if (handover(fd, "bind to an address not on the xstack interface") == 0) return real::bind(fd, addr, len);
+  }
+  XS_ROUTE(fd, bind(fd, addr, len));
+  return real::bind(fd, addr, len);
+}
+
+int listen(int fd, int backlog) {
+  XS_ROUTE(fd, listen(fd, backlog));
+  return real::listen(fd, backlog);
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  if (is_xs(fd)) {
+    if (Runtime* r = rt()) {
+      Inside in;
+      return track(r->accept4(fd, addr, len, flags));
+    }
+  }
+  if (kind(fd) == FdKind::Orphan) return fail(EBADF);
+  return real::accept4(fd, addr, len, flags);
+}
+
+int accept(int fd, sockaddr* addr, socklen_t* len) {
+  if (is_xs(fd) || kind(fd) == FdKind::Orphan) return accept4(fd, addr, len, 0);
+  return real::accept(fd, addr, len);
+}
+
+int connect(int fd, const sockaddr* addr, socklen_t len) {
+  if (is_xs(fd) && addr != nullptr && len >= sizeof(sa_family_t) && addr->sa_family == AF_INET &&
+      !accelerable_dst(addr, len) && rt() && rt()->is_fresh(fd)) {
+    if (handover(fd, "destination not reachable through the xstack interface") == 0)
+      return real::connect(fd, addr, len);
+  }
+  XS_ROUTE(fd, connect(fd, addr, len));
+  return real::connect(fd, addr, len);
+}
+
+ssize_t read(int fd, void* buf, size_t n) {
+  XS_ROUTE(fd, read(fd, buf, n));
+  return real::read(fd, buf, n);
+}
+
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (n > buflen) __builtin_trap();  // what glibc's __chk_fail amounts to
+  return read(fd, buf, n);
+}
+
+ssize_t readv(int fd, const iovec* iov, int cnt) {
+  XS_ROUTE(fd, readv(fd, iov, cnt));
+  return real::readv(fd, iov, cnt);
+}
+
+ssize_t write(int fd, const void* buf, size_t n) {
+  XS_ROUTE(fd, write(fd, buf, n));
+  return real::write(fd, buf, n);
+}
+
+ssize_t writev(int fd, const iovec* iov, int cnt) {
+  XS_ROUTE(fd, writev(fd, iov, cnt));
+  return real::writev(fd, iov, cnt);
+}
+
+ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  XS_ROUTE(fd, send(fd, buf, n, flags));
+  return real::send(fd, buf, n, flags);
+}
+
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t tolen) {
+  if (is_xs(fd) && to != nullptr && tolen >= sizeof(sa_family_t) && to->sa_family == AF_INET &&
+      !accelerable_dst(to, tolen) && rt() && rt()->is_fresh(fd)) {
+    if (handover(fd, "datagram to a destination not reachable through xstack") == 0)
+      return real::sendto(fd, buf, n, flags, to, tolen);
+  }
+  XS_ROUTE(fd, sendto(fd, buf, n, flags, to, tolen));
+  return real::sendto(fd, buf, n, flags, to, tolen);
+}
+
+ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  XS_ROUTE(fd, sendmsg(fd, msg, flags));
+  return real::sendmsg(fd, msg, flags);
+}
+
+int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {
+  XS_ROUTE(fd, sendmmsg(fd, msgs, n, flags));
+  return real::sendmmsg(fd, msgs, n, flags);
+}
+
+ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  XS_ROUTE(fd, recv(fd, buf, n, flags));
+  return real::recv(fd, buf, n, flags);
+}
+
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+  if (n > buflen) __builtin_trap();
+  return recv(fd, buf, n, flags);
+}
+
+ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from, socklen_t* fromlen) {
+  XS_ROUTE(fd, recvfrom(fd, buf, n, flags, from, fromlen));
+  return real::recvfrom(fd, buf, n, flags, from, fromlen);
+}
+
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* from, socklen_t* fromlen) {
+  if (n > buflen) __builtin_trap();
+  return recvfrom(fd, buf, n, flags, from, fromlen);
+}
+
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  XS_ROUTE(fd, recvmsg(fd, msg, flags));
+  return real::recvmsg(fd, msg, flags);
+}
+
+int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) {
+  XS_ROUTE(fd, recvmmsg(fd, msgs, n, flags, timeout));
+  return real::recvmmsg(fd, msgs, n, flags, timeout);
+}
+
+int shutdown(int fd, int how) {
+  XS_ROUTE(fd, shutdown(fd, how));
+  return real::shutdown(fd, how);
+}
+
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
+  XS_ROUTE(fd, getsockopt(fd, level, name, val, len));
+  return real::getsockopt(fd, level, name, val, len);
+}
+
+int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
+  if (is_xs(fd)) {
+    if (Runtime* r = rt()) {
+      int rc;
+      {
+        Inside in;
+        rc = r->setsockopt(fd, level, name, val, len);
+      }
+      // An option xstack cannot honour on a socket not yet bound or
+      // connected: the kernel takes the socket (and the option).
+      if (rc < 0 && errno == ENOPROTOOPT && r->is_fresh(fd) && handover(fd, "socket option xstack does not implement") == 0) {
+        log(LogLevel::Info, "  (setsockopt level %d name %d)", level, name);
+        return real::setsockopt(fd, level, name, val, len);
+      }
+      return rc;
+    }
+  }
+  if (kind(fd) == FdKind::Orphan) return fail(EBADF);
+  return real::setsockopt(fd, level, name, val, len);
+}
+
+int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  XS_ROUTE(fd, getsockname(fd, addr, len));
+  return real::getsockname(fd, addr, len);
+}
+
+int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  XS_ROUTE(fd, getpeername(fd, addr, len));
+  return real::getpeername(fd, addr, len);
+}
+
+int close(int fd) {
+  FdKind k = kind(fd);
+  if (k == FdKind::XsSocket) {
+    set_kind(fd, FdKind::Kernel);
+    if (Runtime* r = rt()) {
+      Inside in;
+      return r->close(fd);
+    }
+  } else if (k == FdKind::Orphan) {
+    set_kind(fd, FdKind::Kernel);
+  } else if (companion_of(fd) >= 0) {
+    drop_companion(fd);
+  }
+  return real::close(fd);
+}
+
+int dup(int fd) {
+  if (kind(fd) == FdKind::XsSocket) return alias(fd, real::dup(fd));
+  return real::dup(fd);
+}
+
+int dup3(int fd, int newfd, int flags) {
+  if (fd == newfd) return real::dup3(fd, newfd, flags);  // EINVAL, as the kernel says
+  if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0)
+    return real::dup3(fd, newfd, flags);
+  if (real::fcntl(fd, F_GETFD, 0) < 0) return -1;  // EBADF before newfd is touched
+  release_xs(newfd);
+  int r = real::dup3(fd, newfd, flags);
+  if (r >= 0 && kind(fd) == FdKind::XsSocket) alias(fd, r);
+  return r;
+}
+
+int dup2(int fd, int newfd) {
+  if (fd == newfd) return real::dup2(fd, newfd);
+  if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0)
+    return real::dup2(fd, newfd);
+  if (real::fcntl(fd, F_GETFD, 0) < 0) return -1;
+  release_xs(newfd);
+  int r = real::dup2(fd, newfd);
+  if (r >= 0 && kind(fd) == FdKind::XsSocket) alias(fd, r);
+  return r;
+}
+
+static int fcntl_impl(int fd, int cmd, long arg) {
+  if (kind(fd) == FdKind::XsSocket) {
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return alias(fd, real::fcntl(fd, cmd, arg));
+    if (Runtime* r = rt()) {
+      Inside in;
+      int rc = r->fcntl(fd, cmd, arg);
+      // Keep the kernel descriptor's close-on-exec flag in step.
+      if (rc == 0 && cmd == F_SETFD) real::fcntl(fd, F_SETFD, arg);
+      return rc;
+    }
+  }
+  if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD) return fail(EBADF);
+  return real::fcntl(fd, cmd, arg);
+}
+
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  long arg = va_arg(ap, long);
+  va_end(ap);
+  return fcntl_impl(fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  long arg = va_arg(ap, long);
+  va_end(ap);
+  return fcntl_impl(fd, cmd, arg);
+}
+
+int ioctl(int fd, unsigned long req, ...) {
+  va_list ap;
+  va_start(ap, req);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  XS_ROUTE(fd, ioctl(fd, req, arg));
+  return real::ioctl(fd, req, arg);
+}
+
+// sendfile to an xstack socket: read the file and send it (one copy; the
+// kernel's zero-copy page splicing has no equivalent here).
+ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+  if (is_xs(in)) return fail(EINVAL);
+  if (!is_xs(out)) {
+    if (kind(out) == FdKind::Orphan) return fail(EBADF);
+    return real::sendfile(out, in, offset, count);
+  }
+  Runtime* r = rt();
+  if (r == nullptr) return fail(EBADF);
+  off_t pos = offset ? *offset : lseek(in, 0, SEEK_CUR);
+  if (pos < 0) return -1;
+  thread_local std::vector<char> buf(256 * 1024);
+  size_t total = 0;
+  int err = 0;
+  while (total < count) {
+    size_t want = std::min(buf.size(), count - total);
+    ssize_t got = pread(in, buf.data(), want, pos + static_cast<off_t>(total));
+    if (got < 0) {
+      err = errno;
+      break;
+    }
+    if (got == 0) break;
+    ssize_t sent;
+    {
+      Inside g;
+      sent = r->send(out, buf.data(), static_cast<size_t>(got), 0);
+    }
+    if (sent < 0) {
+      err = errno;
+      break;
+    }
+    total += static_cast<size_t>(sent);
+    if (sent < got) break;  // the socket is full (non-blocking)
+  }
+  if (total == 0 && err != 0) return fail(err);
+  if (offset) *offset = pos + static_cast<off_t>(total);
+  else lseek(in, pos + static_cast<off_t>(total), SEEK_SET);
+  return static_cast<ssize_t>(total);
+}
+
+ssize_t sendfile64(int out, int in, off_t* offset, size_t count) { return sendfile(out, in, offset, count); }
+
+ssize_t splice(int in, loff_t* off_in, int out, loff_t* off_out, size_t len, unsigned int flags) {
+  // Splicing needs a kernel socket; programs fall back to read/write on EINVAL.
+  if (is_xs(in) || is_xs(out)) return fail(EINVAL);
+  return real::splice(in, off_in, out, off_out, len, flags);
+}
+
+}  // extern "C"

@@ -1,0 +1,79 @@
+// The shim's process state: which descriptor numbers are xstack sockets (a
+// lock-free table, read on every interposed call), the companion xstack epoll
+// instance of each kernel epoll descriptor that watches xstack sockets, the
+// runtime, and the log.
+//
+// Descriptor model (docs/shim.md): an xstack socket's number is a real kernel
+// descriptor (the eventfd the native runtime creates for it), so numbers
+// never collide with the program's other descriptors; handing a socket to the
+// kernel replaces that descriptor in place with dup3.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "socketapi/native_runtime.hpp"
+
+namespace xs::shim {
+
+constexpr int kMaxFd = 1 << 20;
+
+enum class FdKind : uint8_t { Kernel = 0, XsSocket = 1, Companion = 2, Orphan = 3 };
+
+extern std::atomic<uint8_t> g_kind[kMaxFd];
+// kernel epoll fd -> companion xstack epoll fd + 1 (0: none)
+extern std::atomic<int> g_companion[kMaxFd];
+
+inline FdKind kind(int fd) {
+  if (fd < 0 || fd >= kMaxFd) return FdKind::Kernel;
+  return static_cast<FdKind>(g_kind[fd].load(std::memory_order_acquire));
+}
+inline bool is_xs(int fd) { return kind(fd) == FdKind::XsSocket; }
+inline void set_kind(int fd, FdKind k) {
+  if (fd >= 0 && fd < kMaxFd) g_kind[fd].store(static_cast<uint8_t>(k), std::memory_order_release);
+}
+inline int companion_of(int epfd) {
+  if (epfd < 0 || epfd >= kMaxFd) return -1;
+  return g_companion[epfd].load(std::memory_order_acquire) - 1;
+}
+
+// The running stack, or nullptr (then no descriptor is ours).
+inline native::Runtime* rt() { return native::default_runtime(false); }
+// Starts the stack from XSTACK_* on first use; nullptr when it cannot run
+// here (no configuration, a fork child, start failure: logged once).
+native::Runtime* rt_start();
+
+// While a thread is inside the runtime, calls it makes (the engine opening a
+// port-reservation socket, say) go straight to the kernel.
+extern thread_local int t_inside;
+struct Inside {
+  Inside() { ++t_inside; }
+  ~Inside() { --t_inside; }
+  Inside(const Inside&) = delete;
+  Inside& operator=(const Inside&) = delete;
+};
+
+enum class LogLevel : int { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+extern LogLevel g_log_level;
+void log(LogLevel lvl, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Errno-preserving -1.
+inline int fail(int e) {
+  errno = e;
+  return -1;
+}
+
+// Moves the fresh xstack socket `fd` to the kernel: a kernel socket of the
+// same type with the same flags and options takes its number. 0 or -1/errno.
+int handover(int fd, const char* why);
+// Whether a connect to `sin` should use xstack (on the stack's subnet or via
+// its gateway; never loopback).
+bool accelerable_dst(const sockaddr* addr, socklen_t len);
+// Whether binding `addr` is for xstack (INADDR_ANY or the stack's address).
+bool accelerable_bind(const sockaddr* addr, socklen_t len);
+// Closes an xstack socket or companion behind `fd`, if any (before the
+// number is reused by dup2/dup3). True if it was one.
+bool release_xs(int fd);
+// Closes the companion of a kernel epoll descriptor about to be closed.
+void drop_companion(int epfd);
+
+}  // namespace xs::shim
