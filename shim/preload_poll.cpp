@@ -24,7 +24,7 @@ using xs::native::Runtime;
 
 namespace {
 
-constexpr uint64_t kMarker = 0x78737461636b0000ULL;  // "xstack" << 16: the companion's wake
+constexpr uint64_t kMarker = 0x7873746b00000000ULL;  // "xstk" << 32, the companion fd below: its wake
 
 int64_t now_ns() {
   timespec ts;

@@ -206,11 +206,25 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
         Inside in;
         rc = r->setsockopt(fd, level, name, val, len);
       }
-      // An option xstack cannot honour on a socket not yet bound or
-      // connected: the kernel takes the socket (and the option).
-      if (rc < 0 && errno == ENOPROTOOPT && r->is_fresh(fd) && handover(fd, "socket option xstack does not implement") == 0) {
-        log(LogLevel::Info, "  (setsockopt level %d name %d)", level, name);
-        return real::setsockopt(fd, level, name, val, len);
+      if (rc < 0 && errno == ENOPROTOOPT) {
+        // Would Linux take it? Ask a scratch kernel socket of the same type:
+        // if not, its errno is Linux's answer; if so, an option xstack cannot
+        // honour on a socket not yet bound or connected moves the socket to
+        // the kernel (and the option with it).
+        int type = r->kind_of(fd);
+        int probe = real::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        if (probe >= 0) {
+          int prc = real::setsockopt(probe, level, name, val, len);
+          int perr = errno;
+          real::close(probe);
+          if (prc < 0) return fail(perr);
+          if (r->is_fresh(fd) && handover(fd, "socket option xstack does not implement") == 0) {
+            log(LogLevel::Info, "  (setsockopt level %d name %d)", level, name);
+            return real::setsockopt(fd, level, name, val, len);
+          }
+          log(LogLevel::Debug, "setsockopt level %d name %d: not implemented by xstack (ENOPROTOOPT)", level, name);
+        }
+        errno = ENOPROTOOPT;
       }
       return rc;
     }

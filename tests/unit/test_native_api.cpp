@@ -7,6 +7,8 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <functional>
 #include <thread>
 
 #include "socketapi/memory_device.hpp"
@@ -1184,6 +1187,131 @@ TEST(NativeEpoll, PollMixesKernelFdsAndEpollFdIsNotAFile) {
   pollfd pe{ep, POLLIN, 0};
   EXPECT_EQ(p.b->poll(&pe, 1, 0), 1);
   (void)c;
+}
+
+// ---- signals and the shim's hooks ----------------------------------------------
+
+void on_usr1(int) {}
+
+// Installs a SIGUSR1 handler with or without SA_RESTART for the test's life.
+struct Usr1Handler {
+  explicit Usr1Handler(bool restart) {
+    struct sigaction sa_new {};
+    sa_new.sa_handler = on_usr1;
+    sa_new.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&sa_new.sa_mask);
+    sigaction(SIGUSR1, &sa_new, &old);
+  }
+  ~Usr1Handler() { sigaction(SIGUSR1, &old, nullptr); }
+  struct sigaction old {};
+};
+
+// Sends SIGUSR1 to `target` after `ms`, then runs `after`.
+std::thread signal_later(pthread_t target, int ms, std::function<void()> after = {}) {
+  return std::thread([=] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    pthread_kill(target, SIGUSR1);
+    if (after) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      after();
+    }
+  });
+}
+
+TEST(NativeSignals, BlockingRecvInterruptedWithoutSaRestartGivesEintr) {
+  NativePair p;
+  auto [c, s] = p.connected(7401);
+  Usr1Handler h(false);
+  std::thread t = signal_later(pthread_self(), 50);
+  char buf[8];
+  errno = 0;
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EINTR);
+  t.join();
+  (void)s;
+}
+
+TEST(NativeSignals, BlockingRecvRestartsAfterSaRestartHandler) {
+  NativePair p;
+  auto [c, s] = p.connected(7402);
+  Usr1Handler h(true);
+  Runtime* b = p.b.get();
+  int srv = s;
+  std::thread t = signal_later(pthread_self(), 50, [b, srv] { b->send(srv, "hi", 2, 0); });
+  char buf[8];
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), 2) << strerror(errno);
+  t.join();
+}
+
+TEST(NativeSignals, RecvWithTimeoutAndEpollWaitReturnEintrEvenWithSaRestart) {
+  NativePair p;
+  auto [c, s] = p.connected(7403);
+  Usr1Handler h(true);
+  timeval tv{5, 0};
+  ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  std::thread t = signal_later(pthread_self(), 50);
+  char buf[8];
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EINTR);
+  t.join();
+  int ep = p.a->epoll_create1(0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
+  std::thread t2 = signal_later(pthread_self(), 50);
+  EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 5000), -1);
+  EXPECT_EQ(errno, EINTR);
+  t2.join();
+  (void)s;
+}
+
+TEST(NativeShimHooks, EpollWakeModeMakesTheEpollDescriptorReadable) {
+  NativePair p;
+  auto [c, s] = p.connected(7404);
+  int ep = p.a->epoll_create1(0);
+  ASSERT_EQ(p.a->epoll_set_wake(ep), 0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
+  pollfd pf{ep, POLLIN, 0};
+  EXPECT_EQ(::poll(&pf, 1, 0), 0);  // nothing yet
+  ASSERT_EQ(p.b->send(s, "x", 1, 0), 1);
+  EXPECT_EQ(::poll(&pf, 1, 2000), 1);  // the data's event wrote it
+  p.a->epoll_rearm_wake(ep);
+  EXPECT_EQ(::poll(&pf, 1, 0), 0);  // drained until the next event
+  EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 0), 1);
+}
+
+TEST(NativeShimHooks, DupAliasKeepsTheConnectionUntilTheLastNameCloses) {
+  NativePair p;
+  auto [c, s] = p.connected(7405);
+  int c2 = ::dup(c);
+  ASSERT_GE(c2, 0);
+  ASSERT_EQ(p.a->dup_alias(c, c2), c2);
+  ASSERT_EQ(p.a->close(c), 0);
+  EXPECT_EQ(p.a->send(c2, "ab", 2, 0), 2);
+  char buf[8];
+  EXPECT_EQ(p.b->recv(s, buf, sizeof buf, 0), 2);  // no FIN yet: the data, then nothing
+  EXPECT_EQ(p.b->recv(s, buf, sizeof buf, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  ASSERT_EQ(p.a->close(c2), 0);
+  EXPECT_EQ(p.b->recv(s, buf, sizeof buf, 0), 0);  // now the FIN
+}
+
+TEST(NativeShimHooks, ForgetDropsAFreshSocketButNotItsDescriptor) {
+  NativePair p;
+  int fd = p.a->socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(p.a->is_fresh(fd));
+  EXPECT_EQ(p.a->kind_of(fd), SOCK_STREAM);
+  ASSERT_EQ(p.a->forget(fd), 0);
+  EXPECT_FALSE(p.a->is_xstack_fd(fd));
+  EXPECT_EQ(p.a->kind_of(fd), -1);
+  EXPECT_NE(::fcntl(fd, F_GETFD), -1);  // still open: the caller replaces it
+  ::close(fd);
+  auto [c, s] = p.connected(7406);
+  EXPECT_FALSE(p.a->is_fresh(c));
+  (void)s;
 }
 
 }  // namespace
