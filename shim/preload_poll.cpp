@@ -24,7 +24,8 @@ using xs::native::Runtime;
 
 namespace {
 
-constexpr uint64_t kMarker = 0x7873746b00000000ULL;  // "xstk" << 32, the companion fd below: its wake
+constexpr uint64_t kMarker = 0x7873746b00000000ULL;     // "xstk" << 32, the companion fd below: its wake
+constexpr uint64_t kDevMarker = 0x7873746400000000ULL;  // "xstd" << 32, a device fd below: frames wait
 
 int64_t now_ns() {
   timespec ts;
@@ -59,10 +60,21 @@ int companion_for(int epfd, bool create) {
     r->close(c);
     return fail(e);
   }
+  // The device's descriptors too: when frames arrive, the waiting thread runs
+  // the stack itself (one wakeup) rather than waiting for the progress thread
+  // to run it and write the companion (two).
+  if (!spinning(r)) {
+    for (int dfd : r->device_fds()) {
+      epoll_event dev{};
+      dev.events = EPOLLIN;
+      dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
+      real::epoll_ctl(epfd, EPOLL_CTL_ADD, dfd, &dev);
+    }
+  }
   set_kind(c, FdKind::Companion);
   int expected = 0;
   if (!g_companion[epfd].compare_exchange_strong(expected, c + 1)) {
-    // Another thread made one first: use it.
+    // Another thread made one first: use it (the device fds are shared).
     real::epoll_ctl(epfd, EPOLL_CTL_DEL, c, nullptr);
     set_kind(c, FdKind::Kernel);
     r->close(c);
@@ -71,12 +83,15 @@ int companion_for(int epfd, bool create) {
   return c;
 }
 
-// Removes companion wake events from evs[from, from+n); returns how many are left.
-int strip_markers(epoll_event* evs, int from, int n, bool* woke) {
+// Removes companion and device events from evs[from, from+n); returns how
+// many are left. *frames: a device descriptor was readable.
+int strip_markers(epoll_event* evs, int from, int n, bool* frames) {
   int out = from;
   for (int i = from; i < from + n; ++i) {
-    if ((evs[i].data.u64 & ~uint64_t{0xffffffff}) == kMarker) {
-      *woke = true;
+    uint64_t hi = evs[i].data.u64 & ~uint64_t{0xffffffff};
+    if (hi == kMarker) continue;
+    if (hi == kDevMarker) {
+      *frames = true;
       continue;
     }
     evs[out++] = evs[i];
@@ -99,17 +114,18 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
   if (max <= 0 || evs == nullptr) return real::epoll_wait(epfd, evs, max, 0);  // the kernel's EINVAL/EFAULT
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   bool spin = spinning(r);
+  bool frames = false;
   for (;;) {
     int n;
     {
       Inside in;
       r->epoll_rearm_wake(c);
-      if (spin) r->poll_once();
+      if (spin || frames) r->poll_once();
       n = r->epoll_wait(c, evs, max, 0);
     }
     if (n < 0) n = 0;
     int k = 0;
-    bool woke = false;
+    frames = false;
     if (n < max) {
       int ms = (n > 0 || spin) ? 0 : remaining_ms(deadline);
       int got = mask ? real::epoll_pwait(epfd, evs + n, max - n, ms, mask) : real::epoll_wait(epfd, evs + n, max - n, ms);
@@ -117,7 +133,7 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
         if (n > 0) return n;
         return -1;  // EINTR and friends, as the kernel reports them
       }
-      k = strip_markers(evs, n, got, &woke);
+      k = strip_markers(evs, n, got, &frames);
     }
     if (n + k > 0) return n + k;
     if (deadline >= 0 && now_ns() >= deadline) return 0;
@@ -187,16 +203,23 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
       r->epoll_ctl(c, EPOLL_CTL_ADD, p.fd, &ev);  // EEXIST for a repeated fd: fine
     }
   }
-  k_set.push_back({c, POLLIN, 0});
-  int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   bool spin = spinning(r);
+  size_t extra = 1;
+  k_set.push_back({c, POLLIN, 0});
+  if (!spin) {
+    thread_local std::vector<int> dev_fds = r->device_fds();
+    for (int dfd : dev_fds) k_set.push_back({dfd, POLLIN, 0});
+    extra += dev_fds.size();
+  }
+  int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+  bool frames = false;
   int result = 0;
   for (;;) {
     int nx;
     {
       Inside in;
       r->epoll_rearm_wake(c);
-      if (spin) r->poll_once();
+      if (spin || frames) r->poll_once();
       nx = xs_set.empty() ? 0 : r->poll(xs_set.data(), xs_set.size(), 0);
     }
     if (nx < 0) nx = 0;
@@ -213,10 +236,13 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
       break;
     }
     int ready = nx;
-    for (size_t j = 0; j + 1 < k_set.size(); ++j) ready += k_set[j].revents != 0;
+    size_t nk_user = k_set.size() - extra;
+    for (size_t j = 0; j < nk_user; ++j) ready += k_set[j].revents != 0;
+    frames = false;
+    for (size_t j = nk_user + 1; j < k_set.size(); ++j) frames |= k_set[j].revents != 0;
     if (ready > 0 || (deadline >= 0 && now_ns() >= deadline)) {
       for (size_t j = 0; j < xs_set.size(); ++j) fds[xs_idx[j]].revents = xs_set[j].revents;
-      for (size_t j = 0; j + 1 < k_set.size(); ++j) fds[k_idx[j]].revents = k_set[j].revents;
+      for (size_t j = 0; j < nk_user; ++j) fds[k_idx[j]].revents = k_set[j].revents;
       result = 0;
       for (nfds_t i = 0; i < n; ++i) result += fds[i].revents != 0;
       break;

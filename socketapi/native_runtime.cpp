@@ -213,6 +213,11 @@ int Runtime::kind_of(int fd) {
   return 0;
 }
 
+std::vector<int> Runtime::device_fds() {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  return e_.device_locked().wait_fds();
+}
+
 void Runtime::poll_once() {
   std::lock_guard<std::mutex> lk(e_.mutex());
   e_.poll_locked(Engine::clock_now());

@@ -119,8 +119,13 @@ class Runtime {
   bool is_fresh(int fd);
   // SOCK_STREAM, SOCK_DGRAM, 0 for an epoll instance, -1 when not ours.
   int kind_of(int fd);
-  // One engine loop iteration on the calling thread (spin modes).
+  // One engine loop iteration on the calling thread (spin modes, or when a
+  // device descriptor is readable).
   void poll_once();
+  // The packet device's descriptors: readable when frames wait (interrupt
+  // mode). A waiter that sleeps on them too can run the stack itself instead
+  // of waiting for the progress thread to do it and wake it.
+  std::vector<int> device_fds();
   PollMode mode() const { return e_.config().poll_mode; }
   // At process exit: closes every descriptor as close() would (FIN, or RST
   // with unread data), then runs the engine until those connections have
