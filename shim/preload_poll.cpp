@@ -16,6 +16,7 @@
 #include <climits>
 #include <vector>
 
+#include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
 
@@ -164,11 +165,33 @@ int thread_companion(Runtime* r) {
 int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
   Runtime* r = rt();
   bool any_xs = false;
-  for (nfds_t i = 0; r && i < n; ++i) {
-    if (kind(fds[i].fd) != FdKind::Kernel) {
-      any_xs = true;
-      break;
+  for (nfds_t i = 0; i < n; ++i) {
+    FdKind k = kind(fds[i].fd);
+    if (k == FdKind::Orphan) k = forkshare::adopt(fds[i].fd);
+    any_xs |= k == FdKind::XsSocket || k == FdKind::Orphan;
+  }
+  if (any_xs && r == nullptr) {
+    // A fork child: only orphans that could not be adopted. POLLNVAL them.
+    std::vector<pollfd> k_set;
+    std::vector<nfds_t> k_idx;
+    for (nfds_t i = 0; i < n; ++i) {
+      if (kind(fds[i].fd) == FdKind::Orphan) {
+        fds[i].revents = POLLNVAL;
+        continue;
+      }
+      k_set.push_back({fds[i].fd, fds[i].events, 0});
+      k_idx.push_back(i);
     }
+    // POLLNVAL entries make poll return at once, as the kernel's does.
+    timespec ts{static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
+    if (k_set.size() < n) ts = {0, 0};
+    bool forever = timeout_ns < 0 && k_set.size() == n;
+    int rc = real::ppoll(k_set.data(), k_set.size(), forever ? nullptr : &ts, mask);
+    if (rc < 0) return -1;
+    for (size_t j = 0; j < k_set.size(); ++j) fds[k_idx[j]].revents = k_set[j].revents;
+    int count = 0;
+    for (nfds_t i = 0; i < n; ++i) count += fds[i].revents != 0;
+    return count;
   }
   if (!any_xs) {
     if (mask == nullptr && (timeout_ns < 0 || timeout_ns % 1000000 == 0))
@@ -291,9 +314,10 @@ int select_impl(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, int64_t timeout_ns
 }
 
 bool set_has_xs(int nfds, fd_set* a, fd_set* b, fd_set* c) {
-  if (rt() == nullptr || nfds < 0) return false;
+  if (nfds < 0) return false;
   for (int fd = 0; fd < std::min(nfds, FD_SETSIZE); ++fd) {
-    if (kind(fd) == FdKind::Kernel) continue;
+    FdKind k = kind(fd);
+    if (k != FdKind::XsSocket && k != FdKind::Orphan) continue;
     if ((a && FD_ISSET(fd, a)) || (b && FD_ISSET(fd, b)) || (c && FD_ISSET(fd, c))) return true;
   }
   return false;
@@ -305,6 +329,7 @@ extern "C" {
 
 int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   FdKind k = kind(fd);
+  if (k == FdKind::Orphan) k = forkshare::adopt(fd);
   if (k == FdKind::Orphan) return fail(EBADF);
   if (k != FdKind::XsSocket) return real::epoll_ctl(epfd, op, fd, ev);
   Runtime* r = rt();

@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <vector>
 
+#include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
 
@@ -18,11 +19,13 @@ using xs::native::Runtime;
 
 namespace {
 
-// Runs `call` on the runtime when `fd` is an xstack socket; an orphan (a
-// socket inherited across fork) fails with EBADF.
+// Runs `call` on the runtime when `fd` is an xstack socket. A socket
+// inherited across fork is first adopted (fork_share.hpp): then it is a
+// kernel socket, and the call falls through to the C library.
 #define XS_ROUTE(fd, call)                                          \
   do {                                                              \
     FdKind k_ = kind(fd);                                           \
+    if (k_ == FdKind::Orphan) k_ = forkshare::adopt(fd);            \
     if (k_ == FdKind::XsSocket) {                                   \
       if (Runtime* r = rt()) {                                      \
         Inside in_;                                                 \
@@ -32,6 +35,12 @@ namespace {
       return fail(EBADF);                                           \
     }                                                               \
   } while (0)
+
+// The kind of `fd` after adopting an inherited socket.
+FdKind adopted_kind(int fd) {
+  FdKind k = kind(fd);
+  return k == FdKind::Orphan ? forkshare::adopt(fd) : k;
+}
 
 bool wants_xstack(int domain, int type, int protocol) {
   if (t_inside > 0 || domain != AF_INET) return false;
@@ -83,7 +92,9 @@ int listen(int fd, int backlog) {
 }
 
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
-  if (is_xs(fd)) {
+  FdKind k = adopted_kind(fd);
+  if (k == FdKind::ProxyListener) return forkshare::accept4(fd, addr, len, flags);
+  if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
       Inside in;
       return track(r->accept4(fd, addr, len, flags));
@@ -94,7 +105,8 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
 }
 
 int accept(int fd, sockaddr* addr, socklen_t* len) {
-  if (is_xs(fd) || kind(fd) == FdKind::Orphan) return accept4(fd, addr, len, 0);
+  FdKind k = kind(fd);
+  if (k == FdKind::XsSocket || k == FdKind::Orphan || k == FdKind::ProxyListener) return accept4(fd, addr, len, 0);
   return real::accept(fd, addr, len);
 }
 
@@ -194,12 +206,15 @@ int shutdown(int fd, int how) {
 }
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
+  if (is_proxy(adopted_kind(fd))) return forkshare::getsockopt(fd, level, name, val, len);
   XS_ROUTE(fd, getsockopt(fd, level, name, val, len));
   return real::getsockopt(fd, level, name, val, len);
 }
 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
-  if (is_xs(fd)) {
+  FdKind k = adopted_kind(fd);
+  if (is_proxy(k)) return forkshare::setsockopt(fd, level, name, val, len);
+  if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
       int rc;
       {
@@ -229,16 +244,18 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
       return rc;
     }
   }
-  if (kind(fd) == FdKind::Orphan) return fail(EBADF);
+  if (k == FdKind::Orphan) return fail(EBADF);
   return real::setsockopt(fd, level, name, val, len);
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  if (is_proxy(adopted_kind(fd))) return forkshare::getsockname(fd, addr, len);
   XS_ROUTE(fd, getsockname(fd, addr, len));
   return real::getsockname(fd, addr, len);
 }
 
 int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  if (is_proxy(adopted_kind(fd))) return forkshare::getpeername(fd, addr, len);
   XS_ROUTE(fd, getpeername(fd, addr, len));
   return real::getpeername(fd, addr, len);
 }
@@ -253,6 +270,10 @@ int close(int fd) {
     }
   } else if (k == FdKind::Orphan) {
     set_kind(fd, FdKind::Kernel);
+    forkshare::release(fd);
+  } else if (is_proxy(k)) {
+    set_kind(fd, FdKind::Kernel);
+    forkshare::forget(fd);
   } else if (companion_of(fd) >= 0) {
     drop_companion(fd);
   }
@@ -297,7 +318,8 @@ static int fcntl_impl(int fd, int cmd, long arg) {
       return rc;
     }
   }
-  if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD) return fail(EBADF);
+  if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD && adopted_kind(fd) == FdKind::Orphan)
+    return fail(EBADF);
   return real::fcntl(fd, cmd, arg);
 }
 
@@ -330,7 +352,7 @@ int ioctl(int fd, unsigned long req, ...) {
 // kernel's zero-copy page splicing has no equivalent here).
 ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   if (is_xs(in)) return fail(EINVAL);
-  if (!is_xs(out)) {
+  if (adopted_kind(out) != FdKind::XsSocket) {
     if (kind(out) == FdKind::Orphan) return fail(EBADF);
     return real::sendfile(out, in, offset, count);
   }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 
 namespace xs::shim {
@@ -38,7 +39,8 @@ void on_exit_graceful() {
 void on_fork_child() {
   // The stack's rings, UMEM and progress thread belong to the parent; this
   // process must never run it. Sockets inherited from the parent become
-  // orphans: closing them works, every other call fails with EBADF.
+  // orphans, adopted at first use through the parent (fork_share.hpp).
+  forkshare::child();
   if (rt() != nullptr) {
     native::abandon_default_runtime();
     for (int fd = 0; fd < kMaxFd; ++fd) {
@@ -60,7 +62,7 @@ __attribute__((constructor)) void shim_init() {
     else if (!std::strcmp(l, "info")) g_log_level = LogLevel::Info;
     else if (!std::strcmp(l, "debug")) g_log_level = LogLevel::Debug;
   }
-  pthread_atfork(nullptr, nullptr, on_fork_child);
+  pthread_atfork(forkshare::prepare, forkshare::parent, on_fork_child);
 }
 
 }  // namespace
@@ -173,7 +175,14 @@ bool release_xs(int fd) {
     return false;
   }
   set_kind(fd, FdKind::Kernel);
-  if (k == FdKind::Orphan) return false;  // only the kernel descriptor is left
+  if (k == FdKind::Orphan) {
+    forkshare::release(fd);
+    return false;  // only the kernel descriptor is left
+  }
+  if (is_proxy(k)) {
+    forkshare::forget(fd);
+    return false;
+  }
   if (native::Runtime* r = rt()) {
     Inside in;
     r->forget(fd);  // the caller's dup2/dup3/close closes the number itself

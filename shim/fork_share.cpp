@@ -1,0 +1,584 @@
+#include "shim/fork_share.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "shim/real.hpp"
+
+namespace xs::shim::forkshare {
+
+namespace {
+
+enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4 };
+constexpr size_t kOptMax = 128;
+
+struct Req {
+  uint32_t op = 0;
+  int32_t fd = -1;   // the child's number of an inherited socket
+  uint32_t id = 0;   // or a pumped connection's id (accepted through a proxy listener)
+  int32_t level = 0, name = 0;
+  uint32_t len = 0;
+  uint8_t val[kOptMax]{};
+};
+
+struct Rep {
+  int32_t rc = -1;
+  int32_t err = EBADF;
+  uint32_t kind = 0;
+  uint32_t nonblock = 0;
+  uint32_t id = 0;
+  sockaddr_in local{}, peer{};
+  uint32_t len = 0;
+  uint8_t val[kOptMax]{};
+};
+
+// Sent by the parent on a proxy listener's new connection, before any data.
+struct ConnHeader {
+  uint32_t magic = 0x78736864;  // "xshd"
+  uint32_t id = 0;
+  sockaddr_in local{}, peer{};
+};
+
+// ---- parent side ----------------------------------------------------------------
+
+struct Pending {
+  bool active = false;
+  int chan_parent = -1, chan_child = -1;
+  std::map<int, int> held;  // child's number -> parent's alias of the socket
+};
+thread_local Pending t_pending;
+
+std::mutex g_pumps_mu;
+std::unordered_map<uint32_t, int> g_pumps;  // id -> the pump's xstack descriptor
+uint32_t g_next_id = 1;
+
+struct ProxyListener {
+  int ufd = -1;
+  sockaddr_un addr{};
+  socklen_t addr_len = 0;
+};
+std::mutex g_listeners_mu;
+std::map<uint64_t, ProxyListener> g_listeners;  // local endpoint -> AF_UNIX listener
+
+uint32_t register_pump(int xsfd) {
+  std::lock_guard<std::mutex> lk(g_pumps_mu);
+  uint32_t id = g_next_id++;
+  g_pumps[id] = xsfd;
+  return id;
+}
+
+void unregister_pump(uint32_t id) {
+  std::lock_guard<std::mutex> lk(g_pumps_mu);
+  g_pumps.erase(id);
+}
+
+// Moves bytes both ways between an xstack connection and an AF_UNIX stream
+// until both directions have ended; a FIN becomes shutdown(SHUT_WR) on the
+// other side. Owns both descriptors.
+void pump(int xsfd, int ufd, uint32_t id) {
+  ::fcntl(ufd, F_SETFL, O_NONBLOCK);
+  static constexpr size_t kBuf = 64 * 1024;
+  std::unique_ptr<char[]> a2u(new char[kBuf]), u2a(new char[kBuf]);
+  size_t a2u_len = 0, a2u_off = 0, u2a_len = 0, u2a_off = 0;
+  bool xs_eof = false, u_eof = false, u_shut = false, xs_shut = false, broken = false;
+  while (!broken) {
+    if (xs_eof && a2u_len == 0 && !u_shut) {
+      ::shutdown(ufd, SHUT_WR);
+      u_shut = true;
+    }
+    if (u_eof && u2a_len == 0 && !xs_shut) {
+      ::shutdown(xsfd, SHUT_WR);
+      xs_shut = true;
+    }
+    if (u_shut && xs_shut) break;
+    pollfd p[2] = {{xsfd, 0, 0}, {ufd, 0, 0}};
+    if (!xs_eof && a2u_len == 0) p[0].events |= POLLIN;
+    if (u2a_len > 0) p[0].events |= POLLOUT;
+    if (!u_eof && u2a_len == 0) p[1].events |= POLLIN;
+    if (a2u_len > 0) p[1].events |= POLLOUT;
+    for (auto& q : p) {
+      if (q.events == 0) q.fd = -1;  // nothing wanted: do not wake on HUP either
+    }
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !xs_eof && a2u_len == 0) {
+      ssize_t n = ::recv(xsfd, a2u.get(), kBuf, MSG_DONTWAIT);
+      if (n > 0) {
+        a2u_len = static_cast<size_t>(n);
+        a2u_off = 0;
+      } else if (n == 0) {
+        xs_eof = true;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        broken = true;
+      }
+    }
+    if (a2u_len > 0) {
+      ssize_t n = ::send(ufd, a2u.get() + a2u_off, a2u_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        a2u_off += static_cast<size_t>(n);
+        a2u_len -= static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        broken = true;  // the child closed its end
+      }
+    }
+    if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !u_eof && u2a_len == 0) {
+      ssize_t n = ::recv(ufd, u2a.get(), kBuf, MSG_DONTWAIT);
+      if (n > 0) {
+        u2a_len = static_cast<size_t>(n);
+        u2a_off = 0;
+      } else if (n == 0) {
+        u_eof = true;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        broken = true;
+      }
+    }
+    if (u2a_len > 0) {
+      ssize_t n = ::send(xsfd, u2a.get() + u2a_off, u2a_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        u2a_off += static_cast<size_t>(n);
+        u2a_len -= static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        broken = true;
+      }
+    }
+  }
+  unregister_pump(id);
+  ::close(ufd);
+  ::close(xsfd);
+}
+
+void start_pump(int xsfd, int ufd, uint32_t id) { std::thread(pump, xsfd, ufd, id).detach(); }
+
+uint64_t endpoint_key(int fd) {
+  sockaddr_in sin{};
+  socklen_t l = sizeof sin;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &l) < 0) return 0;
+  return (uint64_t{sin.sin_addr.s_addr} << 16) | sin.sin_port;
+}
+
+// Accepts on the xstack listener (an alias the thread owns) and pumps every
+// connection into the AF_UNIX listener the children accept on.
+void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
+  for (;;) {
+    sockaddr_in peer{};
+    socklen_t pl = sizeof peer;
+    int c = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      break;  // the listener is gone (process exit)
+    }
+    int u = real::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (u < 0 || real::connect(u, reinterpret_cast<sockaddr*>(&addr), alen) < 0) {
+      if (u >= 0) real::close(u);
+      ::close(c);
+      continue;
+    }
+    ConnHeader h;
+    socklen_t ll = sizeof h.local;
+    ::getsockname(c, reinterpret_cast<sockaddr*>(&h.local), &ll);
+    h.peer = peer;
+    h.id = register_pump(c);
+    if (real::send(u, &h, sizeof h, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof h)) {
+      unregister_pump(h.id);
+      real::close(u);
+      ::close(c);
+      continue;
+    }
+    start_pump(c, u, h.id);
+  }
+  ::close(lfd);
+}
+
+// The AF_UNIX listener standing for xstack listener `a` (made, with its
+// pump, on first use).
+int proxy_listener_for(int a) {
+  uint64_t key = endpoint_key(a);
+  std::lock_guard<std::mutex> lk(g_listeners_mu);
+  auto it = g_listeners.find(key);
+  if (it != g_listeners.end()) return it->second.ufd;
+  ProxyListener pl;
+  pl.ufd = real::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (pl.ufd < 0) return -1;
+  pl.addr.sun_family = AF_UNIX;
+  // Abstract name (no file): gone with the process.
+  int n = std::snprintf(pl.addr.sun_path + 1, sizeof pl.addr.sun_path - 1, "xstack-%d-%llx", static_cast<int>(getpid()),
+                        static_cast<unsigned long long>(key));
+  pl.addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  if (real::bind(pl.ufd, reinterpret_cast<sockaddr*>(&pl.addr), pl.addr_len) < 0 || real::listen(pl.ufd, 4096) < 0) {
+    real::close(pl.ufd);
+    return -1;
+  }
+  int lfd = ::fcntl(a, F_DUPFD_CLOEXEC, 3);  // the pump's own reference
+  if (lfd < 0) {
+    real::close(pl.ufd);
+    return -1;
+  }
+  std::thread(listener_pump, lfd, pl.addr, pl.addr_len).detach();
+  g_listeners[key] = pl;
+  return pl.ufd;
+}
+
+void reply(int chan, const Rep& r, int pass_fd) {
+  iovec iov{const_cast<Rep*>(&r), sizeof r};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  real::sendmsg(chan, &m, MSG_NOSIGNAL);
+}
+
+// Answers one child's requests until it exits (or execs), then gives back
+// the references it held.
+void serve(int chan, std::map<int, int> held) {
+  for (;;) {
+    Req q;
+    ssize_t n = real::recv(chan, &q, sizeof q, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof q)) break;
+    Rep r;
+    int target = -1;
+    if (q.id != 0) {
+      std::lock_guard<std::mutex> lk(g_pumps_mu);
+      auto it = g_pumps.find(q.id);
+      if (it != g_pumps.end()) target = it->second;
+    } else if (auto it = held.find(q.fd); it != held.end()) {
+      target = it->second;
+    }
+    switch (q.op) {
+      case kRelease:
+        if (q.id == 0 && target >= 0) {
+          ::close(target);
+          held.erase(q.fd);
+        }
+        continue;  // no reply
+      case kActivate: {
+        if (target < 0) break;
+        int type = 0, acc = 0;
+        socklen_t l = sizeof type;
+        ::getsockopt(target, SOL_SOCKET, SO_TYPE, &type, &l);
+        l = sizeof acc;
+        ::getsockopt(target, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l);
+        if (type != SOCK_STREAM) {
+          r.err = EOPNOTSUPP;  // UDP sockets are not shared with children
+          break;
+        }
+        r.nonblock = (::fcntl(target, F_GETFL, 0) & O_NONBLOCK) != 0;
+        socklen_t sl = sizeof r.local;
+        ::getsockname(target, reinterpret_cast<sockaddr*>(&r.local), &sl);
+        if (acc) {
+          int u = proxy_listener_for(target);
+          if (u < 0) {
+            r.err = errno;
+            break;
+          }
+          r.rc = 0;
+          r.kind = static_cast<uint32_t>(FdKind::ProxyListener);
+          reply(chan, r, u);
+          continue;
+        }
+        sl = sizeof r.peer;
+        ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl);
+        int sv[2];
+        if (real::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+          r.err = errno;
+          break;
+        }
+        int mine = ::fcntl(target, F_DUPFD_CLOEXEC, 3);
+        if (mine < 0) {
+          r.err = errno;
+          real::close(sv[0]);
+          real::close(sv[1]);
+          break;
+        }
+        r.id = register_pump(mine);
+        start_pump(mine, sv[0], r.id);
+        r.rc = 0;
+        r.kind = static_cast<uint32_t>(FdKind::ProxyConn);
+        reply(chan, r, sv[1]);
+        real::close(sv[1]);
+        continue;
+      }
+      case kGetOpt: {
+        if (target < 0) break;
+        socklen_t l = std::min<socklen_t>(q.len, kOptMax);
+        r.rc = ::getsockopt(target, q.level, q.name, r.val, &l);
+        r.err = r.rc < 0 ? errno : 0;
+        r.len = l;
+        break;
+      }
+      case kSetOpt:
+        if (target < 0) break;
+        r.rc = ::setsockopt(target, q.level, q.name, q.val, std::min<socklen_t>(q.len, kOptMax));
+        r.err = r.rc < 0 ? errno : 0;
+        break;
+      default: r.err = EINVAL;
+    }
+    reply(chan, r, -1);
+  }
+  for (auto& [fd, a] : held) ::close(a);
+  real::close(chan);
+}
+
+// ---- child side -----------------------------------------------------------------
+
+int g_chan = -1;
+std::mutex g_chan_mu;
+
+struct Info {
+  uint32_t id = 0;  // a pumped connection (0: an inherited listener)
+  sockaddr_in local{}, peer{};
+};
+std::mutex g_info_mu;
+std::unordered_map<int, Info> g_info;
+
+// One request and its reply (and a passed descriptor, if any).
+bool call(const Req& q, Rep* r, int* passed) {
+  if (passed) *passed = -1;
+  if (real::send(g_chan, &q, sizeof q, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof q)) return false;
+  iovec iov{r, sizeof *r};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  m.msg_control = cbuf;
+  m.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do {
+    n = real::recvmsg(g_chan, &m, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof *r)) return false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && passed) std::memcpy(passed, CMSG_DATA(c), sizeof(int));
+  }
+  return true;
+}
+
+bool info_of(int fd, Info* out) {
+  std::lock_guard<std::mutex> lk(g_info_mu);
+  auto it = g_info.find(fd);
+  if (it == g_info.end()) return false;
+  *out = it->second;
+  return true;
+}
+
+int put_sin(const sockaddr_in& sin, sockaddr* addr, socklen_t* len) {
+  if (addr == nullptr || len == nullptr) return fail(EFAULT);
+  if (static_cast<int>(*len) < 0) return fail(EINVAL);
+  std::memcpy(addr, &sin, std::min<size_t>(*len, sizeof sin));
+  *len = sizeof sin;
+  return 0;
+}
+
+}  // namespace
+
+void prepare() {
+  Pending& p = t_pending;
+  p = Pending{};
+  if (rt() == nullptr) return;
+  int sv[2];
+  if (real::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
+  p.chan_parent = sv[0];
+  p.chan_child = sv[1];
+  p.active = true;
+  std::vector<int> socks;  // listed first: each alias made below is an xstack socket too
+  for (int fd = 0; fd < kMaxFd; ++fd) {
+    if (kind(fd) == FdKind::XsSocket) socks.push_back(fd);
+  }
+  for (int fd : socks) {
+    int a = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);  // an alias the parent holds for the child
+    if (a >= 0) p.held[fd] = a;
+  }
+}
+
+void parent() {
+  Pending& p = t_pending;
+  if (!p.active) return;
+  real::close(p.chan_child);
+  std::thread(serve, p.chan_parent, std::move(p.held)).detach();
+  p = Pending{};
+}
+
+void child() {
+  Pending& p = t_pending;
+  g_chan = -1;
+  {
+    std::lock_guard<std::mutex> lk(g_info_mu);
+    g_info.clear();  // a grandchild: proxies are plain kernel sockets now
+  }
+  if (!p.active) return;
+  real::close(p.chan_parent);
+  for (auto& [fd, a] : p.held) {
+    set_kind(a, FdKind::Kernel);
+    real::close(a);  // the parent's references, not ours
+  }
+  g_chan = p.chan_child;
+  p = Pending{};
+}
+
+FdKind adopt(int fd) {
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  FdKind k = kind(fd);
+  if (k != FdKind::Orphan) return k;  // another thread did it
+  if (g_chan < 0) return FdKind::Orphan;
+  Req q;
+  q.op = kActivate;
+  q.fd = fd;
+  Rep r;
+  int got = -1;
+  if (!call(q, &r, &got) || r.rc < 0 || got < 0) {
+    log(LogLevel::Warn, "fd %d: inherited xstack socket not usable in this child (%s)", fd,
+        std::strerror(r.rc < 0 ? r.err : EBADF));
+    if (got >= 0) real::close(got);
+    return FdKind::Orphan;
+  }
+  if (r.nonblock) real::fcntl(got, F_SETFL, O_NONBLOCK);
+  int fdfl = real::fcntl(fd, F_GETFD, 0);
+  if (real::dup3(got, fd, (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+    real::close(got);
+    return FdKind::Orphan;
+  }
+  real::close(got);
+  Info in;
+  in.id = 0;  // options of an inherited socket are asked by number
+  in.local = r.local;
+  in.peer = r.peer;
+  {
+    std::lock_guard<std::mutex> lk2(g_info_mu);
+    g_info[fd] = in;
+  }
+  FdKind nk = static_cast<FdKind>(r.kind);
+  set_kind(fd, nk);
+  log(LogLevel::Debug, "fd %d: inherited xstack socket now served by the parent", fd);
+  return nk;
+}
+
+void release(int fd) {
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  if (g_chan < 0) return;
+  Req q;
+  q.op = kRelease;
+  q.fd = fd;
+  real::send(g_chan, &q, sizeof q, MSG_NOSIGNAL);
+}
+
+void forget(int fd) {
+  Info in;
+  bool inherited = info_of(fd, &in) && in.id == 0;
+  {
+    std::lock_guard<std::mutex> lk(g_info_mu);
+    g_info.erase(fd);
+  }
+  if (inherited) release(fd);
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  if (addr != nullptr && (len == nullptr || static_cast<int>(*len) < 0)) return fail(len == nullptr ? EFAULT : EINVAL);
+  int c = real::accept4(fd, nullptr, nullptr, flags);
+  if (c < 0) return -1;
+  // The header the parent wrote before anything else (it is there or on its way).
+  ConnHeader h;
+  size_t got = 0;
+  while (got < sizeof h) {
+    pollfd p{c, POLLIN, 0};
+    if (real::poll(&p, 1, 5000) <= 0) break;
+    ssize_t n = real::recv(c, reinterpret_cast<char*>(&h) + got, sizeof h - got, MSG_DONTWAIT);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  if (got != sizeof h || h.magic != ConnHeader{}.magic) {
+    real::close(c);
+    return fail(ECONNABORTED);
+  }
+  Info in;
+  in.id = h.id;
+  in.local = h.local;
+  in.peer = h.peer;
+  {
+    std::lock_guard<std::mutex> lk(g_info_mu);
+    g_info[c] = in;
+  }
+  set_kind(c, FdKind::ProxyConn);
+  if (addr != nullptr) put_sin(h.peer, addr, len);
+  return c;
+}
+
+int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  Info in;
+  if (!info_of(fd, &in)) return fail(EBADF);
+  return put_sin(in.local, addr, len);
+}
+
+int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  Info in;
+  if (!info_of(fd, &in)) return fail(EBADF);
+  if (kind(fd) == FdKind::ProxyListener) return fail(ENOTCONN);
+  return put_sin(in.peer, addr, len);
+}
+
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
+  Info in;
+  if (!info_of(fd, &in)) return fail(EBADF);
+  if (len == nullptr || val == nullptr) return fail(EFAULT);
+  Req q;
+  q.op = kGetOpt;
+  q.fd = fd;
+  q.id = in.id;
+  q.level = level;
+  q.name = name;
+  q.len = std::min<uint32_t>(*len, kOptMax);
+  Rep r;
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  if (!call(q, &r, nullptr)) return fail(EBADF);
+  if (r.rc < 0) return fail(r.err);
+  std::memcpy(val, r.val, std::min<size_t>(r.len, *len));
+  *len = r.len;
+  return 0;
+}
+
+int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
+  Info in;
+  if (!info_of(fd, &in)) return fail(EBADF);
+  if (len > kOptMax) return fail(EINVAL);
+  if (val == nullptr && len > 0) return fail(EFAULT);
+  Req q;
+  q.op = kSetOpt;
+  q.fd = fd;
+  q.id = in.id;
+  q.level = level;
+  q.name = name;
+  q.len = len;
+  if (len > 0) std::memcpy(q.val, val, len);
+  Rep r;
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  if (!call(q, &r, nullptr)) return fail(EBADF);
+  if (r.rc < 0) return fail(r.err);
+  return 0;
+}
+
+}  // namespace xs::shim::forkshare

@@ -1,0 +1,43 @@
+// Sockets inherited across fork (docs/shim.md, "fork").
+//
+// The stack stays in the process that started it. A child reaches the
+// sockets it inherited through its parent, over a channel made at fork:
+//  - at the first use of an inherited TCP connection, the parent starts a
+//    pump between it and an AF_UNIX stream socket and passes the other end to
+//    the child, which puts it in place of the inherited number: from then on
+//    the child's reads, writes, poll and epoll are the kernel's;
+//  - an inherited TCP listener becomes, in the child, an AF_UNIX listener
+//    shared by every child; the parent accepts on xstack and pumps each new
+//    connection into it (so nginx workers can accept in parallel);
+//  - a socket lives while any process holds it: the parent keeps a reference
+//    for each child until the child closes its copy or exits.
+// Socket options and addresses of such sockets are asked of the parent.
+#pragma once
+#include <sys/socket.h>
+
+#include "shim/state.hpp"
+
+namespace xs::shim::forkshare {
+
+// pthread_atfork handlers.
+void prepare();
+void parent();
+void child();
+
+// In a child: turns the orphan `fd` into a proxy. Returns its new kind
+// (ProxyConn, ProxyListener) or Orphan when it cannot (then EBADF).
+FdKind adopt(int fd);
+// In a child: closing an orphan gives the parent's reference back.
+void release(int fd);
+
+// On a proxy (in a child): the calls the kernel cannot answer for the xstack
+// socket behind it. -1/errno like the real call.
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags);
+int getsockname(int fd, sockaddr* addr, socklen_t* len);
+int getpeername(int fd, sockaddr* addr, socklen_t* len);
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len);
+int setsockopt(int fd, int level, int name, const void* val, socklen_t len);
+// A proxy's number is closed or replaced: forget what we know of it.
+void forget(int fd);
+
+}  // namespace xs::shim::forkshare
