@@ -21,7 +21,7 @@ namespace xs::shim::forkshare {
 
 namespace {
 
-enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4 };
+enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4, kShutdown = 5 };
 constexpr size_t kOptMax = 128;
 
 struct Req {
@@ -85,29 +85,30 @@ void unregister_pump(uint32_t id) {
 }
 
 // Moves bytes both ways between an xstack connection and an AF_UNIX stream
-// until both directions have ended; a FIN becomes shutdown(SHUT_WR) on the
-// other side. Owns both descriptors.
+// until the child is done with it. A FIN from the peer becomes
+// shutdown(SHUT_WR) toward the child; the child's own shutdown reaches the
+// xstack socket by request (kShutdown), because an EOF here may also mean
+// the child merely closed its copy, which must not end a connection that
+// other processes hold (Linux closes a socket with its last descriptor).
+// Owns both descriptors; closing the xstack one drops this reference.
 void pump(int xsfd, int ufd, uint32_t id) {
   ::fcntl(ufd, F_SETFL, O_NONBLOCK);
   static constexpr size_t kBuf = 64 * 1024;
   std::unique_ptr<char[]> a2u(new char[kBuf]), u2a(new char[kBuf]);
   size_t a2u_len = 0, a2u_off = 0, u2a_len = 0, u2a_off = 0;
-  bool xs_eof = false, u_eof = false, u_shut = false, xs_shut = false, broken = false;
-  while (!broken) {
+  bool xs_eof = false, u_eof = false, u_shut = false, child_gone = false;
+  while (!child_gone) {
     if (xs_eof && a2u_len == 0 && !u_shut) {
       ::shutdown(ufd, SHUT_WR);
       u_shut = true;
     }
-    if (u_eof && u2a_len == 0 && !xs_shut) {
-      ::shutdown(xsfd, SHUT_WR);
-      xs_shut = true;
-    }
-    if (u_shut && xs_shut) break;
+    if (xs_eof && u_eof && a2u_len == 0 && u2a_len == 0) break;
     pollfd p[2] = {{xsfd, 0, 0}, {ufd, 0, 0}};
     if (!xs_eof && a2u_len == 0) p[0].events |= POLLIN;
     if (u2a_len > 0) p[0].events |= POLLOUT;
     if (!u_eof && u2a_len == 0) p[1].events |= POLLIN;
     if (a2u_len > 0) p[1].events |= POLLOUT;
+    if (u_eof) p[1].events |= POLLHUP;  // only to learn that the child closed
     for (auto& q : p) {
       if (q.events == 0) q.fd = -1;  // nothing wanted: do not wake on HUP either
     }
@@ -123,7 +124,8 @@ void pump(int xsfd, int ufd, uint32_t id) {
       } else if (n == 0) {
         xs_eof = true;
       } else if (errno != EAGAIN && errno != EINTR) {
-        broken = true;
+        xs_eof = true;  // reset or error: the child sees EOF
+        a2u_len = 0;
       }
     }
     if (a2u_len > 0) {
@@ -132,7 +134,7 @@ void pump(int xsfd, int ufd, uint32_t id) {
         a2u_off += static_cast<size_t>(n);
         a2u_len -= static_cast<size_t>(n);
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        broken = true;  // the child closed its end
+        child_gone = true;  // the child closed its end
       }
     }
     if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !u_eof && u2a_len == 0) {
@@ -143,16 +145,17 @@ void pump(int xsfd, int ufd, uint32_t id) {
       } else if (n == 0) {
         u_eof = true;
       } else if (errno != EAGAIN && errno != EINTR) {
-        broken = true;
+        child_gone = true;
       }
     }
+    if (u_eof && (p[1].revents & POLLHUP) && u2a_len == 0) child_gone = true;
     if (u2a_len > 0) {
       ssize_t n = ::send(xsfd, u2a.get() + u2a_off, u2a_len, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
         u2a_off += static_cast<size_t>(n);
         u2a_len -= static_cast<size_t>(n);
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        broken = true;
+        u2a_len = 0;  // the connection is gone; the child learns it from the EOF above
       }
     }
   }
@@ -329,6 +332,11 @@ void serve(int chan, std::map<int, int> held) {
         r.len = l;
         break;
       }
+      case kShutdown:
+        if (target < 0) break;
+        r.rc = ::shutdown(target, q.level);
+        r.err = r.rc < 0 ? errno : 0;
+        break;
       case kSetOpt:
         if (target < 0) break;
         r.rc = ::setsockopt(target, q.level, q.name, q.val, std::min<socklen_t>(q.len, kOptMax));
@@ -558,6 +566,25 @@ int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
   if (r.rc < 0) return fail(r.err);
   std::memcpy(val, r.val, std::min<size_t>(r.len, *len));
   *len = r.len;
+  return 0;
+}
+
+int shutdown(int fd, int how) {
+  Info in;
+  if (!info_of(fd, &in)) return fail(EBADF);
+  if (how < SHUT_RD || how > SHUT_RDWR) return fail(EINVAL);
+  Req q;
+  q.op = kShutdown;
+  q.fd = fd;
+  q.id = in.id;
+  q.level = how;
+  Rep r;
+  {
+    std::lock_guard<std::mutex> lk(g_chan_mu);
+    if (!call(q, &r, nullptr)) return fail(EBADF);
+  }
+  if (r.rc < 0) return fail(r.err);
+  real::shutdown(fd, how);  // and on our end, so that our own reads and writes see it
   return 0;
 }
 

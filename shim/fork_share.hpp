@@ -37,6 +37,7 @@ int getsockname(int fd, sockaddr* addr, socklen_t* len);
 int getpeername(int fd, sockaddr* addr, socklen_t* len);
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len);
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len);
+int shutdown(int fd, int how);
 // A proxy's number is closed or replaced: forget what we know of it.
 void forget(int fd);
 

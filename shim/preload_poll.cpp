@@ -14,6 +14,11 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <algorithm>
 #include <vector>
 
 #include "shim/fork_share.hpp"
@@ -43,6 +48,45 @@ int remaining_ms(int64_t deadline_ns) {
 }
 
 bool spinning(Runtime* r) { return r->mode() != xs::PollMode::Interrupt; }
+
+// Epoll fds nested in each kernel epoll fd (by epoll_ctl). A nested epoll's
+// readiness, to the kernel, is its companion's eventfd, which stays written
+// after its events were consumed by reading the sockets; refreshing it
+// before a wait on the outer instance (or a poll of the inner) makes it say
+// what is true now.
+std::mutex g_nested_mu;
+std::unordered_map<int, std::vector<int>> g_nested;
+
+bool is_epoll_fd(int fd) {
+  char path[64], target[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = 0;
+  return std::strcmp(target, "anon_inode:[eventpoll]") == 0;
+}
+
+void refresh(int epfd) {
+  int c = companion_of(epfd);
+  Runtime* r = rt();
+  if (c < 0 || r == nullptr) return;
+  Inside in;
+  r->epoll_refresh_wake(c);
+}
+
+void refresh_nested(int epfd) {
+  if (epfd < 0 || epfd >= kMaxFd || !g_has_nested[epfd].load(std::memory_order_relaxed)) return;
+  std::vector<int> inner;
+  {
+    std::lock_guard<std::mutex> lk(g_nested_mu);
+    auto it = g_nested.find(epfd);
+    if (it != g_nested.end()) inner = it->second;
+  }
+  for (int i : inner) {
+    refresh_nested(i);
+    refresh(i);
+  }
+}
 
 int companion_for(int epfd, bool create) {
   int c = companion_of(epfd);
@@ -102,6 +146,7 @@ int strip_markers(epoll_event* evs, int from, int n, bool* frames) {
 
 // The common body of epoll_wait/epoll_pwait/epoll_pwait2. timeout_ns < 0: forever.
 int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask) {
+  refresh_nested(epfd);
   int c = companion_of(epfd);
   Runtime* r = rt();
   if (c < 0 || r == nullptr) {
@@ -169,6 +214,10 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
     FdKind k = kind(fds[i].fd);
     if (k == FdKind::Orphan) k = forkshare::adopt(fds[i].fd);
     any_xs |= k == FdKind::XsSocket || k == FdKind::Orphan;
+    if (k == FdKind::Kernel && companion_of(fds[i].fd) >= 0) {
+      refresh_nested(fds[i].fd);
+      refresh(fds[i].fd);
+    }
   }
   if (any_xs && r == nullptr) {
     // A fork child: only orphans that could not be adopted. POLLNVAL them.
@@ -331,7 +380,19 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   FdKind k = kind(fd);
   if (k == FdKind::Orphan) k = forkshare::adopt(fd);
   if (k == FdKind::Orphan) return fail(EBADF);
-  if (k != FdKind::XsSocket) return real::epoll_ctl(epfd, op, fd, ev);
+  if (k != FdKind::XsSocket) {
+    int rc = real::epoll_ctl(epfd, op, fd, ev);
+    if (rc == 0 && op == EPOLL_CTL_ADD && epfd >= 0 && epfd < kMaxFd && is_epoll_fd(fd)) {
+      std::lock_guard<std::mutex> lk(g_nested_mu);
+      g_nested[epfd].push_back(fd);
+      g_has_nested[epfd].store(1, std::memory_order_relaxed);
+    } else if (rc == 0 && op == EPOLL_CTL_DEL && epfd >= 0 && epfd < kMaxFd && g_has_nested[epfd].load()) {
+      std::lock_guard<std::mutex> lk(g_nested_mu);
+      auto& v = g_nested[epfd];
+      v.erase(std::remove(v.begin(), v.end(), fd), v.end());
+    }
+    return rc;
+  }
   Runtime* r = rt();
   if (r == nullptr) return fail(EBADF);
   // The kernel's own checks on epfd first (EBADF; EINVAL when not an epoll).

@@ -50,8 +50,12 @@ bool wants_xstack(int domain, int type, int protocol) {
   return false;
 }
 
-int track(int fd) {
-  if (fd >= 0) set_kind(fd, FdKind::XsSocket);
+// A new xstack socket: its number's close-on-exec flag as asked (the
+// runtime's eventfd is made close-on-exec).
+int track(int fd, bool cloexec) {
+  if (fd < 0) return fd;
+  if (!cloexec) real::fcntl(fd, F_SETFD, 0);
+  set_kind(fd, FdKind::XsSocket);
   return fd;
 }
 
@@ -71,7 +75,7 @@ int socket(int domain, int type, int protocol) {
   if (wants_xstack(domain, type, protocol)) {
     if (Runtime* r = rt_start()) {
       Inside in;
-      return track(r->socket(domain, type, protocol));
+      return track(r->socket(domain, type, protocol), (type & SOCK_CLOEXEC) != 0);
     }
   }
   return real::socket(domain, type, protocol);
@@ -97,7 +101,7 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
       Inside in;
-      return track(r->accept4(fd, addr, len, flags));
+      return track(r->accept4(fd, addr, len, flags), (flags & SOCK_CLOEXEC) != 0);
     }
   }
   if (kind(fd) == FdKind::Orphan) return fail(EBADF);
@@ -201,6 +205,7 @@ int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout
 }
 
 int shutdown(int fd, int how) {
+  if (is_proxy(adopted_kind(fd)) && kind(fd) == FdKind::ProxyConn) return forkshare::shutdown(fd, how);
   XS_ROUTE(fd, shutdown(fd, how));
   return real::shutdown(fd, how);
 }
@@ -277,6 +282,7 @@ int close(int fd) {
   } else if (companion_of(fd) >= 0) {
     drop_companion(fd);
   }
+  if (fd >= 0 && fd < kMaxFd) g_has_nested[fd].store(0, std::memory_order_relaxed);
   return real::close(fd);
 }
 
@@ -310,12 +316,11 @@ int dup2(int fd, int newfd) {
 static int fcntl_impl(int fd, int cmd, long arg) {
   if (kind(fd) == FdKind::XsSocket) {
     if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return alias(fd, real::fcntl(fd, cmd, arg));
+    // Descriptor flags belong to the number, not the socket: the kernel's.
+    if (cmd == F_GETFD || cmd == F_SETFD) return real::fcntl(fd, cmd, arg);
     if (Runtime* r = rt()) {
       Inside in;
-      int rc = r->fcntl(fd, cmd, arg);
-      // Keep the kernel descriptor's close-on-exec flag in step.
-      if (rc == 0 && cmd == F_SETFD) real::fcntl(fd, F_SETFD, arg);
-      return rc;
+      return r->fcntl(fd, cmd, arg);
     }
   }
   if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD && adopted_kind(fd) == FdKind::Orphan)

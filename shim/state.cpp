@@ -20,6 +20,7 @@ namespace xs::shim {
 
 std::atomic<uint8_t> g_kind[kMaxFd];
 std::atomic<int> g_companion[kMaxFd];
+std::atomic<uint8_t> g_has_nested[kMaxFd];
 thread_local int t_inside = 0;
 LogLevel g_log_level = LogLevel::Warn;
 
@@ -135,7 +136,7 @@ int handover(int fd, const char* why) {
   int type = r->kind_of(fd);
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return fail(EINVAL);
   int fl = r->fcntl(fd, F_GETFL, 0);
-  int fdfl = r->fcntl(fd, F_GETFD, 0);
+  int fdfl = real::fcntl(fd, F_GETFD, 0);  // the number's flag, kept by the kernel
   int k = real::socket(AF_INET, type | SOCK_CLOEXEC | ((fl >= 0 && (fl & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
   if (k < 0) return -1;
   // The options a program may have set before deciding where to connect.

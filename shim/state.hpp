@@ -25,6 +25,8 @@ enum class FdKind : uint8_t { Kernel = 0, XsSocket = 1, Companion = 2, Orphan = 
 extern std::atomic<uint8_t> g_kind[kMaxFd];
 // kernel epoll fd -> companion xstack epoll fd + 1 (0: none)
 extern std::atomic<int> g_companion[kMaxFd];
+// 1: this kernel epoll fd has another epoll fd in its set (see g_nested in preload_poll.cpp)
+extern std::atomic<uint8_t> g_has_nested[kMaxFd];
 
 inline FdKind kind(int fd) {
   if (fd < 0 || fd >= kMaxFd) return FdKind::Kernel;

@@ -119,7 +119,7 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   }
 }
 
-int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume) {
+int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported) {
   int n = 0;
   if (ep.regs.empty()) return 0;
   // Round robin from after the last fd reported, as Linux requeues level-triggered items at the tail.
@@ -139,6 +139,7 @@ int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consu
       evs[n].data = reg.data;
       if (reg.events & EPOLLET) reg.seen_gen = reg.target->gen;
       if (reg.events & EPOLLONESHOT) reg.disabled = true;
+      if (lt_reported && !(reg.events & (EPOLLET | EPOLLONESHOT))) *lt_reported = true;
       last = fd;
     }
     n++;
@@ -161,7 +162,17 @@ int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
     if (ws == WaitStatus::Interrupted && !ep->closed) return fail(EINTR);
   }
   if (ep->closed) return fail(EBADF);
-  return epoll_collect_locked(*ep, evs, max, true);
+  bool lt = false;
+  int n = epoll_collect_locked(*ep, evs, max, true, &lt);
+  // Wake mode: a level-triggered event stays ready, so other threads sleeping
+  // on the same instance must see it too (Linux puts it back on the ready list).
+  if (lt && ep->wake && !ep->wake_pending) {
+    ep->wake_pending = true;
+    uint64_t one = 1;
+    ssize_t w = ::write(ep->fd, &one, sizeof one);
+    (void)w;
+  }
+  return n;
 }
 
 }  // namespace xs::native

@@ -171,6 +171,18 @@ void Runtime::epoll_rearm_wake(int epfd) {
   o->wake_pending = false;
 }
 
+void Runtime::epoll_refresh_wake(int epfd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(epfd);
+  if (!o || o->kind != Obj::Kind::Epoll || !o->wake) return;
+  bool ready = epoll_collect_locked(*o, nullptr, 1, false) > 0;
+  if (ready == o->wake_pending) return;
+  uint64_t v = 1;
+  ssize_t r = ready ? ::write(o->fd, &v, sizeof v) : ::read(o->fd, &v, sizeof v);
+  (void)r;
+  o->wake_pending = ready;
+}
+
 int Runtime::dup_alias(int fd, int newfd) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(fd);

@@ -109,6 +109,9 @@ class Runtime {
   int epoll_set_wake(int epfd);
   // Drains that eventfd and re-arms the wake; call before collecting events.
   void epoll_rearm_wake(int epfd);
+  // Drains it, then writes it again if an event is ready now: for an epoll
+  // instance nested in another or polled, whose readiness is that eventfd's.
+  void epoll_refresh_wake(int epfd);
   // `newfd` (a kernel dup of `fd`) names the same socket from now on; the
   // socket closes when its last name does.
   int dup_alias(int fd, int newfd);
@@ -147,7 +150,8 @@ class Runtime {
   ssize_t do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, sockaddr* from, socklen_t* fromlen,
                   int* msg_flags);
   uint32_t readiness_locked(Obj& o);
-  int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume);
+  // *lt_reported: a level-triggered registration was reported (it stays ready).
+  int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported = nullptr);
   // Engine::wait_locked, counted so that local state changes can wake waiters.
   // Socket calls wait Restartable (EINTR unless SA_RESTART and no timeout);
   // poll/epoll_wait Interruptible (always EINTR), as Linux.
