@@ -13,6 +13,9 @@ PACKAGES=(
   iproute2 ethtool tcpdump                       # veth lab (ip netns)
   iptables iputils-ping                          # veth lab (tools/xstack-lab, tests/veth)
   python3 curl                                   # tests (curl: veth example test; python fallback)
+  # apps tests (tests/apps/, docs/apps.md): real programs over the shim
+  nginx-light redis-server redis-tools memcached
+  iperf3 sockperf wrk netcat-openbsd
 )
 
 missing=()
