@@ -19,7 +19,11 @@ bash scripts/build.sh
 if [[ $(id -u) -eq 0 ]] && ip netns add xsdemoprobe 2>/dev/null; then
   ip netns del xsdemoprobe
   echo
-  echo "==== xstack on AF_XDP over a veth lab vs the Linux kernel ===="
+  echo "==== unmodified programs (sockperf, nginx + wrk) on xstack-run vs the kernel ===="
+  python3 tools/bench/xstack-bench-apps --build "$BUILD_DIR" --rounds 1 --seconds 3 \
+    --workloads sockperf,nginx --sockperf-modes busy-poll
+  echo
+  echo "==== xstack on AF_XDP over a veth lab vs the Linux kernel (native engine) ===="
   bash tools/demo/veth-demo.sh --build "$BUILD_DIR"
 else
   echo "demo: not root or no network namespaces: skipping the veth part" >&2
