@@ -250,8 +250,10 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
   }
   // Split: xstack entries are answered by the runtime, the rest (and the
   // companion) by the kernel.
-  std::vector<pollfd> xs_set, k_set;
-  std::vector<nfds_t> xs_idx, k_idx;
+  // Reused per thread: no allocation per call once they have grown.
+  thread_local std::vector<pollfd> xs_set, k_set;
+  thread_local std::vector<nfds_t> xs_idx, k_idx;
+  xs_set.clear(), k_set.clear(), xs_idx.clear(), k_idx.clear();
   for (nfds_t i = 0; i < n; ++i) {
     FdKind kd = kind(fds[i].fd);
     if (kd == FdKind::XsSocket) {

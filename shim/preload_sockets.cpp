@@ -303,14 +303,8 @@ int dup3(int fd, int newfd, int flags) {
 }
 
 int dup2(int fd, int newfd) {
-  if (fd == newfd) return real::dup2(fd, newfd);
-  if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0)
-    return real::dup2(fd, newfd);
-  if (real::fcntl(fd, F_GETFD, 0) < 0) return -1;
-  release_xs(newfd);
-  int r = real::dup2(fd, newfd);
-  if (r >= 0 && kind(fd) == FdKind::XsSocket) alias(fd, r);
-  return r;
+  if (fd == newfd) return real::dup2(fd, newfd);  // checks fd, returns it
+  return dup3(fd, newfd, 0);
 }
 
 static int fcntl_impl(int fd, int cmd, long arg) {
