@@ -21,7 +21,7 @@ namespace xs::shim::forkshare {
 
 namespace {
 
-enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4, kShutdown = 5 };
+enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4, kShutdown = 5, kNewChannel = 6 };
 constexpr size_t kOptMax = 128;
 
 struct Req {
@@ -332,6 +332,26 @@ void serve(int chan, std::map<int, int> held) {
         r.len = l;
         break;
       }
+      case kNewChannel: {
+        // A child is forking: its child gets a channel of its own (sharing
+        // this one would mix up their replies), holding its own references
+        // to the sockets this child has not adopted or closed.
+        int sv[2];
+        if (real::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+          r.err = errno;
+          break;
+        }
+        std::map<int, int> copies;
+        for (auto& [cfd, a] : held) {
+          int d = ::fcntl(a, F_DUPFD_CLOEXEC, 3);
+          if (d >= 0) copies[cfd] = d;
+        }
+        std::thread(serve, sv[0], std::move(copies)).detach();
+        r.rc = 0;
+        reply(chan, r, sv[1]);
+        real::close(sv[1]);
+        continue;
+      }
       case kShutdown:
         if (target < 0) break;
         r.rc = ::shutdown(target, q.level);
@@ -356,7 +376,8 @@ int g_chan = -1;
 std::mutex g_chan_mu;
 
 struct Info {
-  uint32_t id = 0;  // a pumped connection (0: an inherited listener)
+  uint32_t id = 0;         // a pumped connection (0: a listener, asked by number)
+  bool inherited = false;  // adopted: the parent holds a reference until we close it
   sockaddr_in local{}, peer{};
 };
 std::mutex g_info_mu;
@@ -405,7 +426,23 @@ int put_sin(const sockaddr_in& sin, sockaddr* addr, socklen_t* len) {
 void prepare() {
   Pending& p = t_pending;
   p = Pending{};
-  if (rt() == nullptr) return;
+  if (rt() == nullptr) {
+    // A child forking in turn (a forking server's worker, a double fork):
+    // the grandchild needs its own channel to the process with the stack.
+    std::lock_guard<std::mutex> lk(g_chan_mu);
+    if (g_chan < 0) return;
+    Req q;
+    q.op = kNewChannel;
+    Rep r;
+    int got = -1;
+    if (!call(q, &r, &got) || r.rc < 0 || got < 0) {
+      if (got >= 0) real::close(got);
+      return;
+    }
+    p.active = true;
+    p.chan_child = got;  // chan_parent stays -1: the serving end is with the stack
+    return;
+  }
   int sv[2];
   if (real::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
   p.chan_parent = sv[0];
@@ -425,19 +462,18 @@ void parent() {
   Pending& p = t_pending;
   if (!p.active) return;
   real::close(p.chan_child);
-  std::thread(serve, p.chan_parent, std::move(p.held)).detach();
+  if (p.chan_parent >= 0) std::thread(serve, p.chan_parent, std::move(p.held)).detach();
   p = Pending{};
 }
 
 void child() {
   Pending& p = t_pending;
+  // A grandchild keeps what it knows of its proxies (addresses, ids) but not
+  // its parent's channel, whose replies belong to the parent.
+  if (g_chan >= 0) real::close(g_chan);
   g_chan = -1;
-  {
-    std::lock_guard<std::mutex> lk(g_info_mu);
-    g_info.clear();  // a grandchild: proxies are plain kernel sockets now
-  }
   if (!p.active) return;
-  real::close(p.chan_parent);
+  if (p.chan_parent >= 0) real::close(p.chan_parent);
   for (auto& [fd, a] : p.held) {
     set_kind(a, FdKind::Kernel);
     real::close(a);  // the parent's references, not ours
@@ -470,7 +506,8 @@ FdKind adopt(int fd) {
   }
   real::close(got);
   Info in;
-  in.id = 0;  // options of an inherited socket are asked by number
+  in.id = r.id;  // a connection's pump (0 for a listener: asked by number)
+  in.inherited = true;
   in.local = r.local;
   in.peer = r.peer;
   {
@@ -494,7 +531,7 @@ void release(int fd) {
 
 void forget(int fd) {
   Info in;
-  bool inherited = info_of(fd, &in) && in.id == 0;
+  bool inherited = info_of(fd, &in) && in.inherited;
   {
     std::lock_guard<std::mutex> lk(g_info_mu);
     g_info.erase(fd);

@@ -2,6 +2,7 @@
 // anything else to the C library. See docs/shim.md for what goes where.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -338,11 +339,35 @@ int fcntl64(int fd, int cmd, ...) {
   return fcntl_impl(fd, cmd, arg);
 }
 
+// The socket ioctls in 0x89xx that are about a network device, the routing
+// table or ARP rather than about the socket they are made on.
+static bool is_network_device_ioctl(unsigned long req) {
+  if ((req & 0xff00) != 0x8900) return false;
+  switch (req) {
+    case SIOCATMARK: case SIOCGSTAMP: case SIOCGSTAMPNS: case SIOCOUTQNSD:
+    case FIOSETOWN: case SIOCSPGRP: case FIOGETOWN: case SIOCGPGRP:
+      return false;  // about the socket itself: the runtime answers
+    default: return true;
+  }
+}
+
 int ioctl(int fd, unsigned long req, ...) {
   va_list ap;
   va_start(ap, req);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (is_network_device_ioctl(req) && adopted_kind(fd) == FdKind::XsSocket) {
+    // Interface and routing requests (SIOCGIFCONF, SIOCGIFADDR, ...) concern
+    // the network namespace, not the socket: Linux answers them on any
+    // socket, so a scratch kernel socket answers exactly as Linux would.
+    int scratch = real::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (scratch < 0) return -1;
+    int rc = real::ioctl(scratch, req, arg);
+    int err = errno;
+    real::close(scratch);
+    errno = err;
+    return rc;
+  }
   XS_ROUTE(fd, ioctl(fd, req, arg));
   return real::ioctl(fd, req, arg);
 }

@@ -17,6 +17,7 @@
 // A watchdog ends a case that hangs (exit 1, naming the case and its step).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -1421,6 +1422,76 @@ void case_names() {
   CHECKF(r == -1 && errno == ENOTCONN, "getpeername unconnected: %s (expected -1 ENOTCONN)", rcs(r, errno).c_str());
 }
 
+// ---------------------------------------------------------------- case 11
+// A forking server's worker that forks in turn (ncat --exec, inetd-style
+// servers, a double fork): the grandchild still reaches the inherited
+// connection. And interface ioctls (SIOCGIFCONF, SIOCGIFINDEX), which Linux
+// answers on any socket, work on a TCP socket as on an AF_UNIX one.
+void case_grandchild_ioctl() {
+  Closer cl;
+  step("interface ioctls");
+  int t = cl.add(socket(AF_INET, SOCK_STREAM, 0));
+  int u = cl.add(socket(AF_UNIX, SOCK_STREAM, 0));
+  ifreq ifrs_t[16], ifrs_u[16];
+  ifconf ict{}, icu{};
+  ict.ifc_len = sizeof ifrs_t, ict.ifc_req = ifrs_t;
+  icu.ifc_len = sizeof ifrs_u, icu.ifc_req = ifrs_u;
+  int rt = ioctl(t, SIOCGIFCONF, &ict), ru = ioctl(u, SIOCGIFCONF, &icu);
+  CHECKF(rt == 0 && ru == 0 && ict.ifc_len == icu.ifc_len && ict.ifc_len > 0,
+         "SIOCGIFCONF on TCP: %s len %d; on AF_UNIX: %s len %d", rcs(rt, errno).c_str(), ict.ifc_len,
+         rcs(ru, errno).c_str(), icu.ifc_len);
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "lo");
+  int ri = ioctl(t, SIOCGIFINDEX, &ifr);
+  CHECKF(ri == 0 && ifr.ifr_ifindex == 1, "SIOCGIFINDEX lo on TCP: %s index %d", rcs(ri, errno).c_str(),
+         ifr.ifr_ifindex);
+  std::strcpy(ifr.ifr_name, "nosuchif0");
+  ri = ioctl(t, SIOCGIFINDEX, &ifr);
+  CHECKF(ri == -1 && errno == ENODEV, "SIOCGIFINDEX of a missing interface: %s (expected -1 ENODEV)",
+         rcs(ri, errno).c_str());
+
+  int s = cl.add(open_data("gfork"));
+  if (!CHECKF(s >= 0, "open_data: %s", ename(errno))) return;
+  step("fork, and fork again");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    pid_t g = fork();
+    if (g == 0) {
+      sockaddr_in pa{};
+      socklen_t len = sizeof pa;
+      if (getpeername(s, reinterpret_cast<sockaddr*>(&pa), &len) != 0 || ip_of(pa) != g_peer) _exit(3);
+      if (send(s, "G", 1, MSG_NOSIGNAL) != 1) _exit(4);
+      char b[2];
+      if (read_exact(s, b, 2, 3000) != 2 || memcmp(b, "gc", 2) != 0) _exit(5);
+      _exit(0);
+    }
+    int st = -1;
+    if (g < 0 || waitpid(g, &st, 0) != g) _exit(6);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 7);
+  }
+  if (!CHECKF(pid > 0, "fork: %s", ename(errno))) return;
+  std::string got = peer_read("gfork", 1);
+  CHECKF(got == "data " + hex_of("G"), "peer read from the grandchild '%s'", got.c_str());
+  peer_ok("SENDHEX gfork 6763");
+  int status = -1;
+  pid_t wr = 0;
+  for (int i = 0; i < 250 && wr == 0; ++i) {
+    wr = waitpid(pid, &status, WNOHANG);
+    if (wr == 0) usleep(20000);
+  }
+  if (wr == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "child exit status %#x (3 getpeername, 4 send, 5 read, 6 fork/wait in the grandchild)", status);
+  step("parent: the connection survives both");
+  CHECK(send_str(s, "P"));
+  got = peer_read("gfork", 1);
+  CHECKF(got == "data " + hex_of("P"), "peer read '%s'", got.c_str());
+}
+
 // ---------------------------------------------------------------- main
 
 struct Case {
@@ -1441,6 +1512,7 @@ const Case kCases[] = {
     {8, "sendfile to a connected socket", case_sendfile, 45},
     {9, "fork: child's kernel fds, new sockets, inherited socket", case_fork, 40},
     {10, "getsockname / getpeername", case_names, 20},
+    {11, "grandchild on an inherited connection; interface ioctls", case_grandchild_ioctl, 30},
 };
 
 void watchdog() {

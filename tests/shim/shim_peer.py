@@ -12,6 +12,7 @@ Every connection to HOST:PORT starts with one line:
 
 Commands (NAME waits up to 5 s for its DATA connection to be registered):
   SEND NAME N            send N pattern bytes                    -> ok
+  SENDHEX NAME HEX       send the bytes HEX spells                -> ok
   SENDLATER NAME MS N    send N pattern bytes MS ms from now     -> ok (at once)
   SHUTWR NAME            shutdown(SHUT_WR)                       -> ok
   CLOSE NAME             close                                   -> ok
@@ -95,6 +96,10 @@ def command(line):
     if op == "SEND":
         c.settimeout(10)
         c.sendall(pattern(int(args[1])))
+        return "ok"
+    if op == "SENDHEX":
+        c.settimeout(10)
+        c.sendall(bytes.fromhex(args[1]))
         return "ok"
     if op == "SENDLATER":
         ms, n = int(args[1]), int(args[2])

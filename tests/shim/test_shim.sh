@@ -127,7 +127,9 @@ run_mode xstack "$XSL_IP_DEDICATED" 7302 "$RUN" --if "$XSL_IF_A" --addr "$XSL_IP
 
 # Per-case table of both runs.
 echo "# case    kernel  xstack"
-for i in 1 2 3 4 5 6 7 8 9 10; do
+ncases=$(grep -oE "^(ok  |FAIL) - case [0-9]+" "$TMP/run_kernel.log" "$TMP/run_xstack.log" 2>/dev/null |
+  grep -oE "[0-9]+$" | sort -n | tail -1 || true)
+for ((i = 1; i <= ${ncases:-0}; i++)); do
   k=$(grep -E "^(ok  |FAIL) - case ${i}[: ]" "$TMP/run_kernel.log" 2>/dev/null | head -1 | cut -c1-4 || true)
   x=$(grep -E "^(ok  |FAIL) - case ${i}[: ]" "$TMP/run_xstack.log" 2>/dev/null | head -1 | cut -c1-4 || true)
   printf '# %-7s %-7s %s\n' "$i" "${k:--}" "${x:--}"
