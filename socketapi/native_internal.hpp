@@ -53,6 +53,10 @@ struct Runtime::Obj {
   bool keepalive = false, broadcast = false, linger_on = false;
   int linger_s = 0;
   int rcvlowat = 1;
+  // SO_PRIORITY (and IP_TOS's mapping to it). Linux uses it to pick a queue
+  // in the qdisc; AF_XDP TX has one ring and no qdisc, as a veth has none
+  // (noqueue), so it orders nothing here either: kept and reported.
+  int priority = 0;
   bool rcvbuf_set = false;  // SO_RCVBUF given (Linux SOCK_RCVBUF_LOCK)
   bool corked = false;                  // UDP: a MSG_MORE datagram is pending
   std::optional<Endpoint> cork_dst;

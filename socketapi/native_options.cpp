@@ -60,6 +60,12 @@ static_assert(sizeof(LinuxTcpInfo) == 232);
 static_assert(offsetof(LinuxTcpInfo, tcpi_rto) == 8);
 static_assert(offsetof(LinuxTcpInfo, tcpi_pacing_rate) == 104);
 
+// rt_tos2priority: the priority band Linux gives a socket when IP_TOS changes.
+int tos_to_priority(int tos) {
+  static constexpr uint8_t kBand[16] = {0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4};
+  return kBand[(tos & 0x1E) >> 1];
+}
+
 }  // namespace
 
 // ---- options ----------------------------------------------------------------------
@@ -113,8 +119,15 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       case SO_RCVBUF:
       case SO_SNDBUF:
       case SO_RCVLOWAT:
+      case SO_PRIORITY:
       case SO_BROADCAST: {
         if (int e = get_int()) return fail(e);
+        if (name == SO_PRIORITY) {
+          // sk_setsockopt: 0..6 for anyone, any value with CAP_NET_ADMIN.
+          if ((iv < 0 || iv > 6) && geteuid() != 0) return fail(EPERM);
+          o->priority = iv;
+          return 0;
+        }
         bool on = iv != 0;
         switch (name) {
           case SO_REUSEADDR:
@@ -226,6 +239,8 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       iv = *static_cast<const unsigned char*>(val);
     }
     if (name == IP_TOS) {
+      int old = t ? t->options().tos : u->tos();
+      if ((old & ~3) != (iv & ~3)) o->priority = tos_to_priority(iv);
       if (t) {
         // Stream sockets keep the ECN bits to TCP itself.
         uint8_t tos = static_cast<uint8_t>((iv & ~3) | (t->options().tos & 3));
@@ -278,6 +293,8 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       case SO_SNDBUF: return put_int(static_cast<int>(t ? t->sndbuf() : u->sndbuf()));
       case SO_RCVLOWAT: return put_int(o->rcvlowat);
       case SO_BROADCAST: return put_int(o->broadcast);
+      case SO_PRIORITY: return put_int(o->priority);
+      case SO_SNDLOWAT: return put_int(1);  // Linux: fixed at 1, cannot be set (ENOPROTOOPT)
       case SO_LINGER: {
         linger l{};
         l.l_onoff = t ? t->options().linger_on : o->linger_on;
@@ -315,6 +332,7 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
             static_cast<int>((op.keep_interval.us ? op.keep_interval : cfg.keepalive_interval).us / 1000000));
       case TCP_KEEPCNT: return put_int(static_cast<int>(op.keep_count ? op.keep_count : cfg.keepalive_probes));
       case TCP_SYNCNT: return put_int(static_cast<int>(op.syn_count ? op.syn_count : cfg.syn_retries));
+      case TCP_FASTOPEN: return put_int(0);  // no TCP Fast Open (setting it: ENOPROTOOPT)
       case TCP_CONGESTION: {
         char nm[16] = {};
         auto cc = t->congestion();
@@ -379,7 +397,14 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
     int v;
     if (name == IP_TOS) v = t ? t->options().tos : u->tos();
     else if (name == IP_TTL) v = t ? (t->options().ttl ? t->options().ttl : 64) : u->ttl();
-    else return fail(ENOPROTOOPT);
+    else if (name == IP_MTU) {
+      // The path MTU of the connected route; no route yet: ENOTCONN.
+      bool routed = t ? (t->state() != TcpState::Closed && t->state() != TcpState::Listen) : u->remote().has_value();
+      if (!routed) return fail(ENOTCONN);
+      v = t ? static_cast<int>(t->info(Engine::clock_now()).pmtu) : static_cast<int>(e_.device_locked().mtu());
+    } else {
+      return fail(ENOPROTOOPT);
+    }
     // ip_getsockopt: a short buffer gets one byte.
     if (ulen < static_cast<int>(sizeof(int)) && ulen > 0 && v >= 0 && v <= 255) {
       unsigned char c = static_cast<unsigned char>(v);

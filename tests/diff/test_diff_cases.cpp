@@ -915,6 +915,60 @@ TEST_F(DiffTest, IpOptionsAndRcvlowat) {
   });
 }
 
+// Options Linux keeps on every socket whatever the stack does with them:
+// SO_PRIORITY (and IP_TOS setting it), SO_SNDLOWAT (fixed at 1), IP_MTU
+// (ENOTCONN before there is a route), TCP_FASTOPEN off, SIOCATMARK.
+TEST_F(DiffTest, PriorityMtuAndFixedOptions) {
+  run_diff("PriorityMtuAndFixedOptions", [](Session& r) {
+    const int s = r.tcp_socket();
+    r.getsockopt_int(s, SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY fresh");
+    r.setsockopt_int(s, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS lowdelay");
+    r.getsockopt_int(s, SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY after IP_TOS 0x10");
+    r.setsockopt_int(s, SOL_SOCKET, SO_PRIORITY, 3, "SO_PRIORITY 3");
+    r.setsockopt_int(s, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS unchanged");
+    r.getsockopt_int(s, SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY kept when TOS unchanged");
+    r.setsockopt_int(s, IPPROTO_IP, IP_TOS, 0x08, "IP_TOS throughput");
+    r.getsockopt_int(s, SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY after IP_TOS 0x08");
+    r.getsockopt_int(s, SOL_SOCKET, SO_SNDLOWAT, "SO_SNDLOWAT");
+    r.setsockopt_int(s, SOL_SOCKET, SO_SNDLOWAT, 100, "SO_SNDLOWAT set");
+    r.getsockopt_int(s, IPPROTO_IP, IP_MTU, "IP_MTU unconnected");
+    r.getsockopt_int(s, IPPROTO_TCP, TCP_FASTOPEN, "TCP_FASTOPEN");
+    r.rec("ioctl(SIOCATMARK) unconnected", [&] {
+      int v = -1;
+      const int rc = r.ops.ioctl(s, SIOCATMARK, &v);
+      return rc == 0 ? v : rc;
+    }());
+    r.close(s);
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20045, &lfd, &pfd);
+    r.getsockopt_int(fd, IPPROTO_IP, IP_MTU, "IP_MTU connected");
+    r.peer_send(pfd, "abc");
+    r.poll1(fd, POLLIN, kWait);
+    r.rec("ioctl(SIOCATMARK) with data", [&] {
+      int v = -1;
+      const int rc = r.ops.ioctl(fd, SIOCATMARK, &v);
+      return rc == 0 ? v : rc;
+    }());
+    r.recv_str(fd, 100, MSG_DONTWAIT);
+    const int pu = r.peer_udp(20046);
+    const int u = int(r.rec_fd("socket(UDP)", r.ops.socket(AF_INET, SOCK_DGRAM, 0)));
+    r.getsockopt_int(u, IPPROTO_IP, IP_MTU, "IP_MTU UDP unconnected");
+    r.connect_to_peer(u, 20046, "connect(UDP)");
+    r.getsockopt_int(u, IPPROTO_IP, IP_MTU, "IP_MTU UDP connected");
+    r.rec("ioctl(SIOCATMARK) UDP", [&] {
+      int v = -1;
+      const int rc = r.ops.ioctl(u, SIOCATMARK, &v);
+      return rc == 0 ? v : rc;
+    }());
+    r.close(u);
+    r.peer_close(pu);
+    r.close(fd);
+    r.peer_recv(pfd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
 TEST_F(DiffTest, BindListenConflicts) {
   run_diff("BindListenConflicts", [](Session& r) {
     const int a = r.tcp_socket();
