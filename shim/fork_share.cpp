@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -381,7 +382,12 @@ struct Info {
   sockaddr_in local{}, peer{};
 };
 std::mutex g_info_mu;
-std::unordered_map<int, Info> g_info;
+// A function-local static: import_exec runs from the shim's constructor,
+// possibly before this file's globals are constructed.
+std::unordered_map<int, Info>& info_map() {
+  static std::unordered_map<int, Info> m;
+  return m;
+}
 
 // One request and its reply (and a passed descriptor, if any).
 bool call(const Req& q, Rep* r, int* passed) {
@@ -407,8 +413,8 @@ bool call(const Req& q, Rep* r, int* passed) {
 
 bool info_of(int fd, Info* out) {
   std::lock_guard<std::mutex> lk(g_info_mu);
-  auto it = g_info.find(fd);
-  if (it == g_info.end()) return false;
+  auto it = info_map().find(fd);
+  if (it == info_map().end()) return false;
   *out = it->second;
   return true;
 }
@@ -512,7 +518,7 @@ FdKind adopt(int fd) {
   in.peer = r.peer;
   {
     std::lock_guard<std::mutex> lk2(g_info_mu);
-    g_info[fd] = in;
+    info_map()[fd] = in;
   }
   FdKind nk = static_cast<FdKind>(r.kind);
   set_kind(fd, nk);
@@ -529,12 +535,86 @@ void release(int fd) {
   real::send(g_chan, &q, sizeof q, MSG_NOSIGNAL);
 }
 
+void copy_info(int from, int to) {
+  std::lock_guard<std::mutex> lk(g_info_mu);
+  auto it = info_map().find(from);
+  if (it == info_map().end()) return;
+  Info in = it->second;
+  in.inherited = false;  // the parent's reference goes with the first number
+  info_map()[to] = in;
+}
+
+std::string prepare_exec() {
+  if (g_chan < 0) return {};
+  std::string out;
+  for (int fd = 0; fd < kMaxFd; ++fd) {
+    FdKind k = kind(fd);
+    if (k == FdKind::Kernel) continue;
+    int fl = real::fcntl(fd, F_GETFD, 0);
+    if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+    if (k == FdKind::Orphan) k = adopt(fd);
+    Info in;
+    if (!is_proxy(k) || !info_of(fd, &in)) continue;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%d:%u:%u:%u:%08x:%u:%08x:%u,", fd, static_cast<unsigned>(k), in.id,
+                  in.inherited ? 1u : 0u, ntohl(in.local.sin_addr.s_addr), ntohs(in.local.sin_port),
+                  ntohl(in.peer.sin_addr.s_addr), ntohs(in.peer.sin_port));
+    out += buf;
+  }
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  if (out.empty() || g_chan < 0) return {};
+  // The new image asks the parent through the same channel: it is this
+  // process still, so the replies stay in order.
+  int fl = real::fcntl(g_chan, F_GETFD, 0);
+  real::fcntl(g_chan, F_SETFD, fl & ~FD_CLOEXEC);
+  return "c" + std::to_string(g_chan) + "," + out;
+}
+
+void undo_exec() {
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  if (g_chan < 0) return;
+  int fl = real::fcntl(g_chan, F_GETFD, 0);
+  real::fcntl(g_chan, F_SETFD, fl | FD_CLOEXEC);
+}
+
+void import_exec(const char* desc) {
+  const char* p = desc;
+  int chan = -1;
+  if (std::sscanf(p, "c%d,", &chan) != 1 || chan < 0 || real::fcntl(chan, F_GETFD, 0) < 0) return;
+  real::fcntl(chan, F_SETFD, FD_CLOEXEC);
+  p = std::strchr(p, ',');
+  while (p != nullptr && *++p != '\0') {
+    int fd = -1;
+    unsigned k = 0, id = 0, inh = 0, la = 0, lp = 0, pa = 0, pp = 0;
+    if (std::sscanf(p, "%d:%u:%u:%u:%x:%u:%x:%u", &fd, &k, &id, &inh, &la, &lp, &pa, &pp) != 8) break;
+    p = std::strchr(p, ',');
+    if (fd < 0 || fd >= kMaxFd || real::fcntl(fd, F_GETFD, 0) < 0) continue;
+    FdKind kd = static_cast<FdKind>(k);
+    if (!is_proxy(kd)) continue;
+    Info in;
+    in.id = id;
+    in.inherited = inh != 0;
+    in.local.sin_family = in.peer.sin_family = AF_INET;
+    in.local.sin_addr.s_addr = htonl(la);
+    in.local.sin_port = htons(static_cast<uint16_t>(lp));
+    in.peer.sin_addr.s_addr = htonl(pa);
+    in.peer.sin_port = htons(static_cast<uint16_t>(pp));
+    {
+      std::lock_guard<std::mutex> lk(g_info_mu);
+      info_map()[fd] = in;
+    }
+    set_kind(fd, kd);
+  }
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  g_chan = chan;
+}
+
 void forget(int fd) {
   Info in;
   bool inherited = info_of(fd, &in) && in.inherited;
   {
     std::lock_guard<std::mutex> lk(g_info_mu);
-    g_info.erase(fd);
+    info_map().erase(fd);
   }
   if (inherited) release(fd);
 }
@@ -566,7 +646,7 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   in.peer = h.peer;
   {
     std::lock_guard<std::mutex> lk(g_info_mu);
-    g_info[c] = in;
+    info_map()[c] = in;
   }
   set_kind(c, FdKind::ProxyConn);
   if (addr != nullptr) put_sin(h.peer, addr, len);

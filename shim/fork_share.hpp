@@ -15,6 +15,8 @@
 #pragma once
 #include <sys/socket.h>
 
+#include <string>
+
 #include "shim/state.hpp"
 
 namespace xs::shim::forkshare {
@@ -40,5 +42,16 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len);
 int shutdown(int fd, int how);
 // A proxy's number is closed or replaced: forget what we know of it.
 void forget(int fd);
+// dup of a proxy: `to` names the same proxy (its own close releases nothing).
+void copy_info(int from, int to);
+
+// exec in a child: adopts the inherited sockets that survive exec (no
+// close-on-exec) and returns their description for the new image (the value
+// of XSTACK_FDS; empty: nothing to pass), keeping the channel open across
+// exec. undo_exec() puts the channel's close-on-exec back when exec failed.
+std::string prepare_exec();
+void undo_exec();
+// In the new image, at start-up: takes the proxies and channel back.
+void import_exec(const char* desc);
 
 }  // namespace xs::shim::forkshare

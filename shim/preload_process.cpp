@@ -1,42 +1,125 @@
 // Process-level calls: vfork becomes fork (a vfork child shares our memory,
 // so a close() in it would change the parent's stack), and the exec family
-// keeps the shim's environment when a program passes its own.
+// keeps the shim's environment when a program passes its own, and carries
+// a child's inherited xstack sockets into the new image (docs/shim.md, "exec").
 #include <unistd.h>
 
+#include <cstdarg>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
+
+namespace {
+
+using namespace xs::shim;
+
+// The environment for the new image: `envp` with LD_PRELOAD and XSTACK_*
+// put back where the program dropped them, and XSTACK_FDS (the inherited
+// sockets) set. `storage` owns the added strings.
+std::vector<char*> exec_env(char* const envp[], const std::string& fds, std::vector<std::string>* storage) {
+  static const char* kKeep[] = {"LD_PRELOAD", "XSTACK_IF", "XSTACK_ADDR", "XSTACK_GW", "XSTACK_MODE",
+                                "XSTACK_QUEUES", "XSTACK_SHARED_IP", "XSTACK_LOG"};
+  std::vector<char*> env;
+  auto named = [](const char* e, const char* name) {
+    size_t len = std::strlen(name);
+    return std::strncmp(e, name, len) == 0 && e[len] == '=';
+  };
+  for (char* const* e = envp; e && *e; ++e) {
+    if (!named(*e, "XSTACK_FDS")) env.push_back(*e);
+  }
+  storage->reserve(std::size(kKeep) + 1);
+  for (const char* name : kKeep) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) continue;
+    bool present = false;
+    for (char* e : env) present |= named(e, name);
+    if (!present) storage->push_back(std::string(name) + "=" + v);
+  }
+  if (!fds.empty()) storage->push_back("XSTACK_FDS=" + fds);
+  for (auto& s : *storage) env.push_back(s.data());
+  env.push_back(nullptr);
+  return env;
+}
+
+std::vector<char*> collect_args(const char* first, va_list ap, char* const** envp_out) {
+  std::vector<char*> args;
+  args.push_back(const_cast<char*>(first));
+  while (args.back() != nullptr) args.push_back(va_arg(ap, char*));
+  if (envp_out) *envp_out = va_arg(ap, char* const*);
+  return args;
+}
+
+}  // namespace
 
 extern "C" {
 
 pid_t vfork() { return fork(); }
 
-// execve with an explicit environment that dropped LD_PRELOAD or XSTACK_*:
-// put them back, so that the new image runs on xstack too (its inherited
-// xstack sockets are gone: they are close-on-exec; see docs/shim.md).
 int execve(const char* path, char* const argv[], char* const envp[]) {
-  static const char* kKeep[] = {"LD_PRELOAD", "XSTACK_IF", "XSTACK_ADDR", "XSTACK_GW", "XSTACK_MODE",
-                                "XSTACK_QUEUES", "XSTACK_SHARED_IP", "XSTACK_LOG"};
-  if (envp == nullptr || envp == environ) return xs::shim::real::execve(path, argv, envp);
-  std::vector<char*> env;
-  std::vector<std::string> added;
-  for (char* const* e = envp; *e; ++e) env.push_back(*e);
-  for (const char* name : kKeep) {
-    const char* v = std::getenv(name);
-    if (v == nullptr) continue;
-    size_t len = std::strlen(name);
-    bool present = false;
-    for (char* e : env) present |= std::strncmp(e, name, len) == 0 && e[len] == '=';
-    if (!present) added.push_back(std::string(name) + "=" + v);
-  }
-  if (added.empty()) return xs::shim::real::execve(path, argv, envp);
-  for (auto& s : added) env.push_back(s.data());
-  env.push_back(nullptr);
-  return xs::shim::real::execve(path, argv, env.data());
+  std::string fds = forkshare::prepare_exec();
+  std::vector<std::string> storage;
+  std::vector<char*> env = exec_env(envp, fds, &storage);
+  int rc = real::execve(path, argv, env.data());
+  int e = errno;
+  forkshare::undo_exec();
+  errno = e;
+  return rc;
+}
+
+int execv(const char* path, char* const argv[]) { return execve(path, argv, environ); }
+
+int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  std::string fds = forkshare::prepare_exec();
+  std::vector<std::string> storage;
+  std::vector<char*> env = exec_env(envp, fds, &storage);
+  int rc = real::execvpe(file, argv, env.data());
+  int e = errno;
+  forkshare::undo_exec();
+  errno = e;
+  return rc;
+}
+
+int execvp(const char* file, char* const argv[]) { return execvpe(file, argv, environ); }
+
+int fexecve(int fd, char* const argv[], char* const envp[]) {
+  std::string fds = forkshare::prepare_exec();
+  std::vector<std::string> storage;
+  std::vector<char*> env = exec_env(envp, fds, &storage);
+  int rc = real::fexecve(fd, argv, env.data());
+  int e = errno;
+  forkshare::undo_exec();
+  errno = e;
+  return rc;
+}
+
+int execl(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  std::vector<char*> args = collect_args(arg, ap, nullptr);
+  va_end(ap);
+  return execve(path, args.data(), environ);
+}
+
+int execlp(const char* file, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  std::vector<char*> args = collect_args(arg, ap, nullptr);
+  va_end(ap);
+  return execvpe(file, args.data(), environ);
+}
+
+int execle(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  char* const* envp = nullptr;
+  std::vector<char*> args = collect_args(arg, ap, &envp);
+  va_end(ap);
+  return execve(path, args.data(), envp);
 }
 
 }  // extern "C"

@@ -287,9 +287,20 @@ int close(int fd) {
   return real::close(fd);
 }
 
+// The new number `r` of a proxy (an inherited socket served by the parent)
+// is the same proxy.
+static int proxy_copy(FdKind k, int fd, int r) {
+  if (r >= 0 && is_proxy(k)) {
+    forkshare::copy_info(fd, r);
+    set_kind(r, k);
+  }
+  return r;
+}
+
 int dup(int fd) {
-  if (kind(fd) == FdKind::XsSocket) return alias(fd, real::dup(fd));
-  return real::dup(fd);
+  FdKind k = adopted_kind(fd);
+  if (k == FdKind::XsSocket) return alias(fd, real::dup(fd));
+  return proxy_copy(k, fd, real::dup(fd));
 }
 
 int dup3(int fd, int newfd, int flags) {
@@ -297,10 +308,11 @@ int dup3(int fd, int newfd, int flags) {
   if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0)
     return real::dup3(fd, newfd, flags);
   if (real::fcntl(fd, F_GETFD, 0) < 0) return -1;  // EBADF before newfd is touched
+  FdKind k = adopted_kind(fd);  // an inherited socket (inetd: dup2 onto 0 and 1)
   release_xs(newfd);
   int r = real::dup3(fd, newfd, flags);
-  if (r >= 0 && kind(fd) == FdKind::XsSocket) alias(fd, r);
-  return r;
+  if (r >= 0 && k == FdKind::XsSocket) alias(fd, r);
+  return proxy_copy(k, fd, r);
 }
 
 int dup2(int fd, int newfd) {
@@ -320,6 +332,7 @@ static int fcntl_impl(int fd, int cmd, long arg) {
   }
   if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD && adopted_kind(fd) == FdKind::Orphan)
     return fail(EBADF);
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return proxy_copy(kind(fd), fd, real::fcntl(fd, cmd, arg));
   return real::fcntl(fd, cmd, arg);
 }
 

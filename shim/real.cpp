@@ -75,6 +75,8 @@ XS_REAL(pid_t, fork, (), ())
 XS_REAL(ssize_t, sendfile, (int a, int b, off_t* c, size_t d), (a, b, c, d))
 XS_REAL(ssize_t, splice, (int a, loff_t* b, int c, loff_t* d, size_t e, unsigned int f), (a, b, c, d, e, f))
 XS_REAL(int, execve, (const char* a, char* const b[], char* const c[]), (a, b, c))
+XS_REAL(int, execvpe, (const char* a, char* const b[], char* const c[]), (a, b, c))
+XS_REAL(int, fexecve, (int a, char* const b[], char* const c[]), (a, b, c))
 
 // Variadic in libc; the third argument is an int or a pointer, passed in a
 // register either way on the ABIs we run on.

@@ -56,5 +56,7 @@ pid_t fork();
 ssize_t sendfile(int, int, off_t*, size_t);
 ssize_t splice(int, loff_t*, int, loff_t*, size_t, unsigned int);
 int execve(const char*, char* const[], char* const[]);
+int execvpe(const char*, char* const[], char* const[]);
+int fexecve(int, char* const[], char* const[]);
 
 }  // namespace xs::shim::real

@@ -64,6 +64,12 @@ __attribute__((constructor)) void shim_init() {
     else if (!std::strcmp(l, "debug")) g_log_level = LogLevel::Debug;
   }
   pthread_atfork(forkshare::prepare, forkshare::parent, on_fork_child);
+  // Started by exec in a child of the stack's process: the inherited
+  // sockets it described are proxies again (docs/shim.md, "exec").
+  if (const char* fds = std::getenv("XSTACK_FDS")) {
+    forkshare::import_exec(fds);
+    unsetenv("XSTACK_FDS");
+  }
 }
 
 }  // namespace

@@ -1492,6 +1492,64 @@ void case_grandchild_ioctl() {
   CHECKF(got == "data " + hex_of("P"), "peer read '%s'", got.c_str());
 }
 
+// ---------------------------------------------------------------- case 12
+// inetd style: a child puts an inherited connection on its stdin/stdout and
+// execs a program, which reads and writes the connection and asks its
+// addresses and options (this program again, --exec-child).
+int exec_child_main(const char* peer_ip) {
+  sockaddr_in pa{}, la{};
+  socklen_t len = sizeof pa;
+  if (getpeername(0, reinterpret_cast<sockaddr*>(&pa), &len) != 0 || ip_of(pa) != peer_ip) return 3;
+  len = sizeof la;
+  if (getsockname(1, reinterpret_cast<sockaddr*>(&la), &len) != 0 || la.sin_family != AF_INET) return 4;
+  int type = 0;
+  len = sizeof type;
+  if (getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return 5;
+  char b[3] = {'X', 0, 0};
+  if (read_exact(0, b + 1, 2, 5000) != 2) return 6;
+  if (write(1, b, 3) != 3) return 7;
+  return 0;
+}
+
+void case_exec() {
+  Closer cl;
+  int s = cl.add(open_data("exec"));
+  if (!CHECKF(s >= 0, "open_data: %s", ename(errno))) return;
+  char self[512];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (!CHECKF(n > 0, "readlink /proc/self/exe: %s", ename(errno))) return;
+  self[n] = 0;
+  step("fork, dup2 onto 0 and 1, exec");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (dup2(s, 0) != 0 || dup2(s, 1) != 1) _exit(8);
+    execl(self, self, "--exec-child", g_peer.c_str(), static_cast<char*>(nullptr));
+    _exit(9);
+  }
+  if (!CHECKF(pid > 0, "fork: %s", ename(errno))) return;
+  peer_ok("SENDHEX exec 6162");
+  std::string got = peer_read("exec", 3, 5000);
+  CHECKF(got == "data " + hex_of("Xab"), "peer read from the exec'd program '%s'", got.c_str());
+  int status = -1;
+  pid_t wr = 0;
+  for (int i = 0; i < 250 && wr == 0; ++i) {
+    wr = waitpid(pid, &status, WNOHANG);
+    if (wr == 0) usleep(20000);
+  }
+  if (wr == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "exec'd program exit status %#x (3 getpeername, 4 getsockname, 5 SO_TYPE, 6 read, 7 write, 8 dup2, 9 exec)",
+         status);
+  step("parent: the connection survives");
+  CHECK(send_str(s, "P"));
+  got = peer_read("exec", 1);
+  CHECKF(got == "data " + hex_of("P"), "peer read '%s'", got.c_str());
+}
+
 // ---------------------------------------------------------------- main
 
 struct Case {
@@ -1513,6 +1571,7 @@ const Case kCases[] = {
     {9, "fork: child's kernel fds, new sockets, inherited socket", case_fork, 40},
     {10, "getsockname / getpeername", case_names, 20},
     {11, "grandchild on an inherited connection; interface ioctls", case_grandchild_ioctl, 30},
+    {12, "exec with an inherited connection on stdin/stdout (inetd style)", case_exec, 30},
 };
 
 void watchdog() {
@@ -1540,6 +1599,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--exec-child") return exec_child_main(argv[2]);
   std::string mode, only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
