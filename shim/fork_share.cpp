@@ -52,6 +52,15 @@ struct ConnHeader {
   sockaddr_in local{}, peer{};
 };
 
+// Before each datagram on a datagram proxy: parent -> child, the sender and
+// the datagram's full length; child -> parent, the destination (family 0:
+// the connected peer).
+struct DgramHeader {
+  uint32_t len = 0;
+  sockaddr_in addr{};
+};
+constexpr size_t kMaxDatagram = 65535;
+
 // ---- parent side ----------------------------------------------------------------
 
 struct Pending {
@@ -166,6 +175,54 @@ void pump(int xsfd, int ufd, uint32_t id) {
 }
 
 void start_pump(int xsfd, int ufd, uint32_t id) { std::thread(pump, xsfd, ufd, id).detach(); }
+
+// Moves datagrams both ways between an xstack UDP socket and a child's
+// seqpacket socket until the child closes it. Datagrams are read as they
+// arrive, so while a child holds the socket it receives before the parent
+// (Linux would give each datagram to whichever process reads first). A
+// datagram the child has no room for is dropped, as UDP would drop it.
+void dgram_pump(int xsfd, int ufd, uint32_t id) {
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[kMaxDatagram]);
+  for (;;) {
+    pollfd p[2] = {{xsfd, POLLIN, 0}, {ufd, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents & POLLIN) {
+      DgramHeader h;
+      socklen_t al = sizeof h.addr;
+      ssize_t n = ::recvfrom(xsfd, buf.get(), kMaxDatagram, MSG_DONTWAIT | MSG_TRUNC,
+                             reinterpret_cast<sockaddr*>(&h.addr), &al);
+      if (n >= 0) {
+        h.len = static_cast<uint32_t>(n);
+        iovec iov[2] = {{&h, sizeof h}, {buf.get(), std::min<size_t>(static_cast<size_t>(n), kMaxDatagram)}};
+        msghdr m{};
+        m.msg_iov = iov;
+        m.msg_iovlen = 2;
+        if (real::sendmsg(ufd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN && errno != ENOBUFS) break;
+      }
+    }
+    if (p[1].revents & POLLIN) {
+      DgramHeader h;
+      iovec iov[2] = {{&h, sizeof h}, {buf.get(), kMaxDatagram}};
+      msghdr m{};
+      m.msg_iov = iov;
+      m.msg_iovlen = 2;
+      ssize_t n = real::recvmsg(ufd, &m, MSG_DONTWAIT);
+      if (n == 0) break;  // the child closed its end
+      if (n >= static_cast<ssize_t>(sizeof h)) {
+        const sockaddr* to = h.addr.sin_family == AF_INET ? reinterpret_cast<sockaddr*>(&h.addr) : nullptr;
+        ::sendto(xsfd, buf.get(), static_cast<size_t>(n) - sizeof h, MSG_NOSIGNAL, to, to ? sizeof h.addr : 0);
+      }
+    } else if (p[1].revents & (POLLHUP | POLLERR)) {
+      break;
+    }
+  }
+  unregister_pump(id);
+  real::close(ufd);
+  ::close(xsfd);
+}
 
 uint64_t endpoint_key(int fd) {
   sockaddr_in sin{};
@@ -285,13 +342,36 @@ void serve(int chan, std::map<int, int> held) {
         ::getsockopt(target, SOL_SOCKET, SO_TYPE, &type, &l);
         l = sizeof acc;
         ::getsockopt(target, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l);
-        if (type != SOCK_STREAM) {
-          r.err = EOPNOTSUPP;  // UDP sockets are not shared with children
-          break;
-        }
         r.nonblock = (::fcntl(target, F_GETFL, 0) & O_NONBLOCK) != 0;
         socklen_t sl = sizeof r.local;
         ::getsockname(target, reinterpret_cast<sockaddr*>(&r.local), &sl);
+        if (type == SOCK_DGRAM) {
+          sl = sizeof r.peer;
+          ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl);  // ENOTCONN: stays zero
+          int sv[2];
+          if (real::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+            r.err = errno;
+            break;
+          }
+          int mine = ::fcntl(target, F_DUPFD_CLOEXEC, 3);
+          if (mine < 0) {
+            r.err = errno;
+            real::close(sv[0]);
+            real::close(sv[1]);
+            break;
+          }
+          r.id = register_pump(mine);
+          std::thread(dgram_pump, mine, sv[0], r.id).detach();
+          r.rc = 0;
+          r.kind = static_cast<uint32_t>(FdKind::ProxyDgram);
+          reply(chan, r, sv[1]);
+          real::close(sv[1]);
+          continue;
+        }
+        if (type != SOCK_STREAM) {
+          r.err = EOPNOTSUPP;
+          break;
+        }
         if (acc) {
           int u = proxy_listener_for(target);
           if (u < 0) {
@@ -535,6 +615,79 @@ void release(int fd) {
   real::send(g_chan, &q, sizeof q, MSG_NOSIGNAL);
 }
 
+ssize_t dgram_recvmsg(int fd, msghdr* msg, int flags) {
+  if (msg == nullptr) return fail(EFAULT);
+  if (flags & MSG_OOB) return fail(EOPNOTSUPP);
+  if (msg->msg_iovlen > 1023) return fail(EMSGSIZE);
+  DgramHeader h;
+  iovec iov[1024];
+  iov[0] = {&h, sizeof h};
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) iov[i + 1] = msg->msg_iov[i];
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = msg->msg_iovlen + 1;
+  ssize_t n = real::recvmsg(fd, &m, flags & (MSG_DONTWAIT | MSG_PEEK));
+  if (n < 0) return -1;
+  if (n < static_cast<ssize_t>(sizeof h)) return fail(EAGAIN);  // the parent went away
+  size_t got = static_cast<size_t>(n) - sizeof h;
+  if (msg->msg_name != nullptr) {
+    std::memcpy(msg->msg_name, &h.addr, std::min<size_t>(msg->msg_namelen, sizeof h.addr));
+    msg->msg_namelen = sizeof h.addr;
+  }
+  msg->msg_controllen = 0;
+  msg->msg_flags = h.len > got ? MSG_TRUNC : 0;
+  return static_cast<ssize_t>((flags & MSG_TRUNC) ? h.len : got);  // MSG_TRUNC: the real length, as UDP
+}
+
+ssize_t dgram_sendmsg(int fd, const msghdr* msg, int flags) {
+  if (msg == nullptr) return fail(EFAULT);
+  if (flags & MSG_OOB) return fail(EOPNOTSUPP);
+  if (msg->msg_iovlen > 1023) return fail(EMSGSIZE);
+  DgramHeader h;
+  if (msg->msg_name != nullptr && msg->msg_namelen > 0) {
+    if (msg->msg_namelen < sizeof(sockaddr_in)) return fail(EINVAL);
+    std::memcpy(&h.addr, msg->msg_name, sizeof h.addr);
+    if (h.addr.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+  } else {
+    Info in;
+    if (!info_of(fd, &in) || in.peer.sin_port == 0) return fail(EDESTADDRREQ);
+    h.addr = in.peer;
+  }
+  size_t total = 0;
+  iovec iov[1024];
+  iov[0] = {&h, sizeof h};
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+    iov[i + 1] = msg->msg_iov[i];
+    total += msg->msg_iov[i].iov_len;
+  }
+  if (total > 65507) return fail(EMSGSIZE);  // IPv4 UDP's limit, as udp_sendmsg
+  h.len = static_cast<uint32_t>(total);
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = msg->msg_iovlen + 1;
+  ssize_t n = real::sendmsg(fd, &m, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
+  if (n < 0) return errno == EPIPE ? fail(ECONNREFUSED) : -1;
+  return static_cast<ssize_t>(total);
+}
+
+int dgram_connect(int fd, const sockaddr* addr, socklen_t len) {
+  // The default destination is this process's own: the parent's socket
+  // keeps its own (the datagrams it sends for us carry their address).
+  if (addr == nullptr) return fail(EFAULT);
+  if (len < sizeof(sa_family_t)) return fail(EINVAL);
+  std::lock_guard<std::mutex> lk(g_info_mu);
+  auto it = info_map().find(fd);
+  if (it == info_map().end()) return fail(EBADF);
+  if (addr->sa_family == AF_UNSPEC) {
+    it->second.peer = sockaddr_in{};
+    return 0;
+  }
+  if (addr->sa_family != AF_INET) return fail(EAFNOSUPPORT);
+  if (len < sizeof(sockaddr_in)) return fail(EINVAL);
+  std::memcpy(&it->second.peer, addr, sizeof(sockaddr_in));
+  return 0;
+}
+
 void copy_info(int from, int to) {
   std::lock_guard<std::mutex> lk(g_info_mu);
   auto it = info_map().find(from);
@@ -552,9 +705,11 @@ std::string prepare_exec() {
     if (k == FdKind::Kernel) continue;
     int fl = real::fcntl(fd, F_GETFD, 0);
     if (fl < 0 || (fl & FD_CLOEXEC)) continue;
-    if (k == FdKind::Orphan) k = adopt(fd);
+    // An orphan stays one: adopting it now would start a pump that takes
+    // its data from the parent whether or not the new image ever reads it.
+    // The new image adopts it at first use, through the same channel.
     Info in;
-    if (!is_proxy(k) || !info_of(fd, &in)) continue;
+    if (k != FdKind::Orphan && (!is_proxy(k) || !info_of(fd, &in))) continue;
     char buf[128];
     std::snprintf(buf, sizeof buf, "%d:%u:%u:%u:%08x:%u:%08x:%u,", fd, static_cast<unsigned>(k), in.id,
                   in.inherited ? 1u : 0u, ntohl(in.local.sin_addr.s_addr), ntohs(in.local.sin_port),
@@ -590,6 +745,10 @@ void import_exec(const char* desc) {
     p = std::strchr(p, ',');
     if (fd < 0 || fd >= kMaxFd || real::fcntl(fd, F_GETFD, 0) < 0) continue;
     FdKind kd = static_cast<FdKind>(k);
+    if (kd == FdKind::Orphan) {
+      set_kind(fd, kd);
+      continue;
+    }
     if (!is_proxy(kd)) continue;
     Info in;
     in.id = id;
@@ -663,6 +822,7 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   Info in;
   if (!info_of(fd, &in)) return fail(EBADF);
   if (kind(fd) == FdKind::ProxyListener) return fail(ENOTCONN);
+  if (kind(fd) == FdKind::ProxyDgram && in.peer.sin_port == 0) return fail(ENOTCONN);
   return put_sin(in.peer, addr, len);
 }
 

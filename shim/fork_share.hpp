@@ -40,15 +40,21 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len);
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len);
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len);
 int shutdown(int fd, int how);
+// A datagram proxy (an inherited UDP socket): each message on the AF_UNIX
+// seqpacket socket is a DgramHeader and the datagram. These carry out the
+// I/O calls on it as UDP would. -1/errno like the real call.
+ssize_t dgram_recvmsg(int fd, msghdr* msg, int flags);
+ssize_t dgram_sendmsg(int fd, const msghdr* msg, int flags);
+int dgram_connect(int fd, const sockaddr* addr, socklen_t len);
+
 // A proxy's number is closed or replaced: forget what we know of it.
 void forget(int fd);
 // dup of a proxy: `to` names the same proxy (its own close releases nothing).
 void copy_info(int from, int to);
 
-// exec in a child: adopts the inherited sockets that survive exec (no
-// close-on-exec) and returns their description for the new image (the value
-// of XSTACK_FDS; empty: nothing to pass), keeping the channel open across
-// exec. undo_exec() puts the channel's close-on-exec back when exec failed.
+// exec in a child: describes the inherited sockets that survive exec (no
+// close-on-exec), proxies and orphans alike, for the new image (the value of
+// XSTACK_FDS; empty: nothing to pass), keeping the channel open across exec. undo_exec() puts the channel's close-on-exec back when exec failed.
 std::string prepare_exec();
 void undo_exec();
 // In the new image, at start-up: takes the proxies and channel back.

@@ -37,6 +37,30 @@ namespace {
     }                                                               \
   } while (0)
 
+// An inherited UDP socket in a child (a datagram proxy, fork_share.hpp).
+#define XS_DGRAM(fd, call) \
+  if (kind(fd) == FdKind::ProxyDgram) return call
+
+ssize_t dg_recv(int fd, const iovec* iov, size_t cnt, int flags, sockaddr* from, socklen_t* fromlen) {
+  msghdr m{};
+  m.msg_name = from;
+  m.msg_namelen = (from && fromlen) ? *fromlen : 0;
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = cnt;
+  ssize_t r = forkshare::dgram_recvmsg(fd, &m, flags);
+  if (r >= 0 && from && fromlen) *fromlen = m.msg_namelen;
+  return r;
+}
+
+ssize_t dg_send(int fd, const iovec* iov, size_t cnt, int flags, const sockaddr* to, socklen_t tolen) {
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to);
+  m.msg_namelen = to ? tolen : 0;
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = cnt;
+  return forkshare::dgram_sendmsg(fd, &m, flags);
+}
+
 // The kind of `fd` after adopting an inherited socket.
 FdKind adopted_kind(int fd) {
   FdKind k = kind(fd);
@@ -122,11 +146,14 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
       return real::connect(fd, addr, len);
   }
   XS_ROUTE(fd, connect(fd, addr, len));
+  XS_DGRAM(fd, forkshare::dgram_connect(fd, addr, len));
   return real::connect(fd, addr, len);
 }
 
 ssize_t read(int fd, void* buf, size_t n) {
   XS_ROUTE(fd, read(fd, buf, n));
+  iovec v{buf, n};
+  XS_DGRAM(fd, dg_recv(fd, &v, 1, 0, nullptr, nullptr));
   return real::read(fd, buf, n);
 }
 
@@ -137,21 +164,27 @@ ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
 
 ssize_t readv(int fd, const iovec* iov, int cnt) {
   XS_ROUTE(fd, readv(fd, iov, cnt));
+  XS_DGRAM(fd, cnt < 0 ? fail(EINVAL) : dg_recv(fd, iov, static_cast<size_t>(cnt), 0, nullptr, nullptr));
   return real::readv(fd, iov, cnt);
 }
 
 ssize_t write(int fd, const void* buf, size_t n) {
   XS_ROUTE(fd, write(fd, buf, n));
+  iovec v{const_cast<void*>(buf), n};
+  XS_DGRAM(fd, dg_send(fd, &v, 1, 0, nullptr, 0));
   return real::write(fd, buf, n);
 }
 
 ssize_t writev(int fd, const iovec* iov, int cnt) {
   XS_ROUTE(fd, writev(fd, iov, cnt));
+  XS_DGRAM(fd, cnt < 0 ? fail(EINVAL) : dg_send(fd, iov, static_cast<size_t>(cnt), 0, nullptr, 0));
   return real::writev(fd, iov, cnt);
 }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
   XS_ROUTE(fd, send(fd, buf, n, flags));
+  iovec v{const_cast<void*>(buf), n};
+  XS_DGRAM(fd, dg_send(fd, &v, 1, flags, nullptr, 0));
   return real::send(fd, buf, n, flags);
 }
 
@@ -162,21 +195,35 @@ ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
       return real::sendto(fd, buf, n, flags, to, tolen);
   }
   XS_ROUTE(fd, sendto(fd, buf, n, flags, to, tolen));
+  iovec v{const_cast<void*>(buf), n};
+  XS_DGRAM(fd, dg_send(fd, &v, 1, flags, to, tolen));
   return real::sendto(fd, buf, n, flags, to, tolen);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   XS_ROUTE(fd, sendmsg(fd, msg, flags));
+  XS_DGRAM(fd, forkshare::dgram_sendmsg(fd, msg, flags));
   return real::sendmsg(fd, msg, flags);
 }
 
 int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {
   XS_ROUTE(fd, sendmmsg(fd, msgs, n, flags));
+  if (kind(fd) == FdKind::ProxyDgram) {
+    unsigned int i = 0;
+    for (; i < n; ++i) {
+      ssize_t r = forkshare::dgram_sendmsg(fd, &msgs[i].msg_hdr, flags);
+      if (r < 0) return i > 0 ? static_cast<int>(i) : -1;
+      msgs[i].msg_len = static_cast<unsigned int>(r);
+    }
+    return static_cast<int>(i);
+  }
   return real::sendmmsg(fd, msgs, n, flags);
 }
 
 ssize_t recv(int fd, void* buf, size_t n, int flags) {
   XS_ROUTE(fd, recv(fd, buf, n, flags));
+  iovec v{buf, n};
+  XS_DGRAM(fd, dg_recv(fd, &v, 1, flags, nullptr, nullptr));
   return real::recv(fd, buf, n, flags);
 }
 
@@ -187,6 +234,8 @@ ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
 
 ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from, socklen_t* fromlen) {
   XS_ROUTE(fd, recvfrom(fd, buf, n, flags, from, fromlen));
+  iovec v{buf, n};
+  XS_DGRAM(fd, dg_recv(fd, &v, 1, flags, from, fromlen));
   return real::recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
@@ -197,11 +246,23 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, so
 
 ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   XS_ROUTE(fd, recvmsg(fd, msg, flags));
+  XS_DGRAM(fd, forkshare::dgram_recvmsg(fd, msg, flags));
   return real::recvmsg(fd, msg, flags);
 }
 
 int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) {
   XS_ROUTE(fd, recvmmsg(fd, msgs, n, flags, timeout));
+  if (kind(fd) == FdKind::ProxyDgram) {
+    // The first waits as the socket would; the rest take what is there
+    // (MSG_WAITFORONE; a timeout is checked between datagrams by Linux too).
+    unsigned int i = 0;
+    for (; i < n; ++i) {
+      ssize_t r = forkshare::dgram_recvmsg(fd, &msgs[i].msg_hdr, i == 0 ? flags & ~MSG_WAITFORONE : flags | MSG_DONTWAIT);
+      if (r < 0) return i > 0 ? static_cast<int>(i) : -1;
+      msgs[i].msg_len = static_cast<unsigned int>(r);
+    }
+    return static_cast<int>(i);
+  }
   return real::recvmmsg(fd, msgs, n, flags, timeout);
 }
 

@@ -18,9 +18,12 @@ namespace xs::shim {
 constexpr int kMaxFd = 1 << 20;
 
 // Orphan: an xstack socket inherited across fork, not used yet in this child.
-// ProxyConn/ProxyListener: such a socket after its first use (fork_share.hpp):
-// a kernel AF_UNIX socket the parent pumps to and from the xstack socket.
-enum class FdKind : uint8_t { Kernel = 0, XsSocket = 1, Companion = 2, Orphan = 3, ProxyConn = 4, ProxyListener = 5 };
+// ProxyConn/ProxyListener/ProxyDgram: such a socket after its first use
+// (fork_share.hpp): a kernel AF_UNIX socket the parent pumps to and from the
+// xstack socket (a datagram proxy's messages carry the peer's address).
+enum class FdKind : uint8_t {
+  Kernel = 0, XsSocket = 1, Companion = 2, Orphan = 3, ProxyConn = 4, ProxyListener = 5, ProxyDgram = 6
+};
 
 extern std::atomic<uint8_t> g_kind[kMaxFd];
 // kernel epoll fd -> companion xstack epoll fd + 1 (0: none)
@@ -33,7 +36,9 @@ inline FdKind kind(int fd) {
   return static_cast<FdKind>(g_kind[fd].load(std::memory_order_acquire));
 }
 inline bool is_xs(int fd) { return kind(fd) == FdKind::XsSocket; }
-inline bool is_proxy(FdKind k) { return k == FdKind::ProxyConn || k == FdKind::ProxyListener; }
+inline bool is_proxy(FdKind k) {
+  return k == FdKind::ProxyConn || k == FdKind::ProxyListener || k == FdKind::ProxyDgram;
+}
 inline void set_kind(int fd, FdKind k) {
   if (fd >= 0 && fd < kMaxFd) g_kind[fd].store(static_cast<uint8_t>(k), std::memory_order_release);
 }

@@ -1550,6 +1550,66 @@ void case_exec() {
   CHECKF(got == "data " + hex_of("P"), "peer read '%s'", got.c_str());
 }
 
+// ---------------------------------------------------------------- case 13
+// A UDP socket inherited across fork (prefork UDP servers, socat's
+// UDP-RECVFROM with fork): the child sends and receives on it, with the
+// peer's address, connects it, and the parent's socket still works after.
+void case_udp_fork() {
+  Closer cl;
+  const int port = g_port + 50;
+  peer_ok(fmt("UDPECHO %d", port));
+  int u = cl.add(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in me = sin_of(g_local, 0);
+  if (!CHECKF(bind(u, reinterpret_cast<sockaddr*>(&me), sizeof me) == 0, "bind: %s", ename(errno))) return;
+  socklen_t len = sizeof me;
+  getsockname(u, reinterpret_cast<sockaddr*>(&me), &len);
+  sockaddr_in pa = sin_of(g_peer, port);
+  step("fork");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    char b[16];
+    sockaddr_in from{};
+    socklen_t fl = sizeof from;
+    if (sendto(u, "c1", 2, 0, reinterpret_cast<sockaddr*>(&pa), sizeof pa) != 2) _exit(3);
+    if (!wait_fd(u, POLLIN, 3000)) _exit(4);
+    ssize_t n = recvfrom(u, b, sizeof b, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n != 2 || memcmp(b, "c1", 2) != 0 || fl != sizeof from || ip_of(from) != g_peer ||
+        ntohs(from.sin_port) != port)
+      _exit(5);
+    sockaddr_in got{};
+    socklen_t gl = sizeof got;
+    if (getsockname(u, reinterpret_cast<sockaddr*>(&got), &gl) != 0 || got.sin_port != me.sin_port) _exit(6);
+    if (connect(u, reinterpret_cast<sockaddr*>(&pa), sizeof pa) != 0) _exit(7);
+    if (send(u, "c2c2", 4, 0) != 4) _exit(8);
+    if (!wait_fd(u, POLLIN, 3000)) _exit(9);
+    n = recv(u, b, 2, MSG_TRUNC);  // a 4-byte datagram into 2: MSG_TRUNC returns its length
+    if (n != 4 || memcmp(b, "c2", 2) != 0) _exit(10);
+    _exit(0);
+  }
+  if (!CHECKF(pid > 0, "fork: %s", ename(errno))) return;
+  int status = -1;
+  pid_t wr = 0;
+  for (int i = 0; i < 250 && wr == 0; ++i) {
+    wr = waitpid(pid, &status, WNOHANG);
+    if (wr == 0) usleep(20000);
+  }
+  if (wr == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "child exit status %#x (3 sendto, 4 wait, 5 recvfrom, 6 getsockname, 7 connect, 8 send, 9 wait, 10 "
+         "MSG_TRUNC)",
+         status);
+  step("parent: the socket still works");
+  char b[16];
+  CHECK(sendto(u, "p1", 2, 0, reinterpret_cast<sockaddr*>(&pa), sizeof pa) == 2);
+  bool ready = wait_fd(u, POLLIN, 3000);
+  ssize_t n = ready ? recv(u, b, sizeof b, MSG_DONTWAIT) : -1;
+  CHECKF(n == 2 && memcmp(b, "p1", 2) == 0, "parent recv after the child: %s", rcs(n, errno).c_str());
+}
+
 // ---------------------------------------------------------------- main
 
 struct Case {
@@ -1572,6 +1632,7 @@ const Case kCases[] = {
     {10, "getsockname / getpeername", case_names, 20},
     {11, "grandchild on an inherited connection; interface ioctls", case_grandchild_ioctl, 30},
     {12, "exec with an inherited connection on stdin/stdout (inetd style)", case_exec, 30},
+    {13, "UDP socket inherited across fork", case_udp_fork, 30},
 };
 
 void watchdog() {

@@ -23,6 +23,7 @@ Commands (NAME waits up to 5 s for its DATA connection to be registered):
                          block sending meanwhile)                -> ok (at once)
   RESULT NAME MS         wait up to MS for HASHBG's answer       -> its answer | error timeout
   ADDR NAME              the program's side, as the peer sees it -> addr IP PORT
+  UDPECHO PORT           echo UDP datagrams on PORT (same host)  -> ok
   QUIT                   exit 0                                  -> ok
 Prints "listening" when ready; exits after SECONDS in any case.
 """
@@ -60,6 +61,9 @@ def lookup(name):
         return conns.get(name)
 
 
+HOST = [""]  # the address the peer listens on (main sets it)
+
+
 def read_until(c, n, ms):
     """Reads up to n bytes (n < 0: until EOF) within ms; returns (data, eof, reset)."""
     end = time.monotonic() + ms / 1000.0
@@ -89,6 +93,17 @@ def command(line):
     op, args = f[0], f[1:]
     if op == "QUIT":
         return "quit"
+    if op == "UDPECHO":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((HOST[0], int(args[0])))
+
+        def echo():
+            while True:
+                d, a = u.recvfrom(65536)
+                u.sendto(d, a)
+
+        threading.Thread(target=echo, daemon=True).start()
+        return "ok"
     name = args[0] if args else ""
     c = lookup(name)
     if c is None:
@@ -196,6 +211,7 @@ def handle(c):
 
 def main():
     host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    HOST[0] = host
     threading.Timer(seconds, lambda: os._exit(3)).start()
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
