@@ -56,7 +56,12 @@ void shutdown_default_runtime_graceful(Duration max) {
   if (!g_owned) return;
   g_rt.store(nullptr, std::memory_order_release);
   g_owned->close_all_graceful(max);
-  g_owned.reset();
+  // The process is exiting, and other threads may still be inside a call
+  // (asleep in a blocking wait, or about to take the engine lock): stop the
+  // progress thread but leave the memory in place, so that none of them can
+  // touch a destroyed engine. Exit frees it, and closes the bpf_link.
+  g_owned->engine().stop();
+  (void)g_owned.release();
 }
 
 bool set_default_runtime(Runtime* rt) {
