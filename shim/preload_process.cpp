@@ -18,27 +18,23 @@ namespace {
 
 using namespace xs::shim;
 
-// The environment for the new image: `envp` with LD_PRELOAD and XSTACK_*
-// put back where the program dropped them, and XSTACK_FDS (the inherited
-// sockets) set. `storage` owns the added strings.
+// The environment for the new image: `envp` with LD_PRELOAD and every
+// XSTACK_* setting put back where the program dropped them, and XSTACK_FDS
+// (the inherited sockets) set. `storage` owns the added strings.
 std::vector<char*> exec_env(char* const envp[], const std::string& fds, std::vector<std::string>* storage) {
-  static const char* kKeep[] = {"LD_PRELOAD", "XSTACK_IF", "XSTACK_ADDR", "XSTACK_GW", "XSTACK_MODE",
-                                "XSTACK_QUEUES", "XSTACK_SHARED_IP", "XSTACK_LOG"};
   std::vector<char*> env;
-  auto named = [](const char* e, const char* name) {
-    size_t len = std::strlen(name);
-    return std::strncmp(e, name, len) == 0 && e[len] == '=';
-  };
+  auto name_of = [](const char* e) { return std::string(e, std::strcspn(e, "=")); };
+  auto ours = [](const std::string& n) { return n == "LD_PRELOAD" || n.rfind("XSTACK_", 0) == 0; };
   for (char* const* e = envp; e && *e; ++e) {
-    if (!named(*e, "XSTACK_FDS")) env.push_back(*e);
+    if (name_of(*e) != "XSTACK_FDS") env.push_back(*e);
   }
-  storage->reserve(std::size(kKeep) + 1);
-  for (const char* name : kKeep) {
-    const char* v = std::getenv(name);
-    if (v == nullptr) continue;
+  // Every XSTACK_* setting of ours (and LD_PRELOAD) the new environment lacks.
+  for (char** e = environ; e && *e; ++e) {
+    std::string n = name_of(*e);
+    if (!ours(n) || n == "XSTACK_FDS") continue;
     bool present = false;
-    for (char* e : env) present |= named(e, name);
-    if (!present) storage->push_back(std::string(name) + "=" + v);
+    for (char* x : env) present |= name_of(x) == n;
+    if (!present) storage->push_back(*e);
   }
   if (!fds.empty()) storage->push_back("XSTACK_FDS=" + fds);
   for (auto& s : *storage) env.push_back(s.data());

@@ -30,6 +30,62 @@ Runtime::~Runtime() {
   if (owned_) owned_->stop();
 }
 
+namespace {
+
+// A tuning variable (docs/tuning.md): unset leaves the default; a value out
+// of [lo, hi] (or not a number) fails the start with EINVAL rather than
+// being ignored.
+bool env_u32(const char* name, uint32_t lo, uint32_t hi, uint32_t* out) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || v[0] == 0) return true;
+  char* end = nullptr;
+  unsigned long x = std::strtoul(v, &end, 10);
+  if (*end != 0 || x < lo || x > hi) return false;
+  *out = static_cast<uint32_t>(x);
+  return true;
+}
+
+// "min default max", as the tcp_rmem/tcp_wmem sysctls.
+bool env_triple(const char* name, uint32_t* mn, uint32_t* def, uint32_t* mx) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || v[0] == 0) return true;
+  unsigned long a = 0, b = 0, c = 0;
+  int used = 0;
+  if (std::sscanf(v, "%lu %lu %lu%n", &a, &b, &c, &used) != 3 || v[used] != 0) return false;
+  if (a < 1024 || a > b || b > c || c > (1ul << 30)) return false;
+  *mn = static_cast<uint32_t>(a), *def = static_cast<uint32_t>(b), *mx = static_cast<uint32_t>(c);
+  return true;
+}
+
+bool is_pow2(uint32_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// The tuning variables, read whether the stack starts from xs_init or from
+// the environment.
+bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
+  uint32_t ring = 0, us = static_cast<uint32_t>(dc->busy_poll_usecs), budget = static_cast<uint32_t>(dc->busy_poll_budget);
+  if (!env_u32("XSTACK_FRAMES", 256, 1u << 18, &dc->frame_count)) return false;
+  if (!env_u32("XSTACK_RING", 64, 1u << 15, &ring) || (ring != 0 && !is_pow2(ring))) return false;
+  if (ring != 0) dc->rx_ring = dc->tx_ring = dc->fill_ring = dc->comp_ring = ring;
+  if (!env_u32("XSTACK_BUSY_POLL_USECS", 0, 100000, &us) || !env_u32("XSTACK_BUSY_POLL_BUDGET", 1, 1024, &budget))
+    return false;
+  dc->busy_poll_usecs = static_cast<int>(us);
+  dc->busy_poll_budget = static_cast<int>(budget);
+  uint32_t batch = static_cast<uint32_t>(ec->rx_batch);
+  if (!env_u32("XSTACK_RX_BATCH", 1, 1024, &batch)) return false;
+  ec->rx_batch = batch;
+  TcpConfig& t = ec->tcp;
+  if (!env_triple("XSTACK_TCP_RMEM", &t.rmem_min, &t.rmem_default, &t.rmem_max)) return false;
+  if (!env_triple("XSTACK_TCP_WMEM", &t.wmem_min, &t.wmem_default, &t.wmem_max)) return false;
+  if (const char* cc = std::getenv("XSTACK_CC"); cc != nullptr && cc[0] != 0) {
+    if (std::strcmp(cc, "cubic") == 0) t.default_cubic = true;
+    else if (std::strcmp(cc, "reno") == 0) t.default_cubic = false;
+    else return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::unique_ptr<Runtime> Runtime::create(const xs_config& cfg) {
   if (cfg.ifname == nullptr || cfg.addr_cidr == nullptr || cfg.ifname[0] == 0) {
     errno = EINVAL;
@@ -70,6 +126,10 @@ std::unique_ptr<Runtime> Runtime::create(const xs_config& cfg) {
   dc.ifname = cfg.ifname;
   dc.queues = cfg.queues ? cfg.queues : 1;
   dc.busy_poll = ec.poll_mode == PollMode::BusyPoll;
+  if (!apply_tuning_env(&ec, &dc)) {
+    errno = EINVAL;
+    return nullptr;
+  }
   errno = 0;
   auto dev = XdpPacketDevice::open(dc);
   if (!dev) {

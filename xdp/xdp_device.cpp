@@ -78,6 +78,8 @@ Expected<std::unique_ptr<XdpDevice>, std::string> XdpDevice::open(const XdpDevic
     xc.comp_size = cfg.comp_ring;
     xc.force_copy = cfg.force_copy;
     xc.busy_poll = cfg.busy_poll;
+    xc.busy_poll_usecs = cfg.busy_poll_usecs;
+    xc.busy_poll_budget = cfg.busy_poll_budget;
     xc.max_frame_len = d->mtu_ + 14;
     auto s = XskSocket::create(xc);
     if (!s) return unexpected(s.error());

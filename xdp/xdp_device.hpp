@@ -27,6 +27,8 @@ struct XdpDeviceConfig {
   uint32_t fill_ring = 2048;
   uint32_t comp_ring = 2048;
   bool busy_poll = false;
+  int busy_poll_usecs = 20;     // SO_BUSY_POLL
+  int busy_poll_budget = 64;    // SO_BUSY_POLL_BUDGET
   bool force_copy = true;       // veth supports copy mode only
   bool replace_foreign_program = false;  // see XdpProgramOptions
 };

@@ -114,7 +114,7 @@ Expected<std::unique_ptr<XskSocket>, std::string> XskSocket::create(const XskCon
   if (cfg.max_frame_len != 0) s->set_max_frame_len(cfg.max_frame_len);
   s->refill();
   if (cfg.busy_poll) {
-    if (auto st = s->set_busy_poll(true); !st) return unexpected(st.error());
+    if (auto st = s->set_busy_poll(true, cfg.busy_poll_usecs, cfg.busy_poll_budget); !st) return unexpected(st.error());
   }
   return s;
 }

@@ -30,6 +30,8 @@ struct XskConfig {
   uint32_t comp_size = 2048;   // keep >= tx_size: a full completion ring stalls TX silently
   bool force_copy = true;      // XDP_COPY; false lets the kernel pick zero-copy where the driver has it
   bool busy_poll = false;      // set_busy_poll() at creation
+  int busy_poll_usecs = 20;    // SO_BUSY_POLL: how long a busy poll may spin in the driver
+  int busy_poll_budget = 64;   // SO_BUSY_POLL_BUDGET: packets per busy poll
   size_t max_frame_len = 0;    // 0: frame_size - XDP_PACKET_HEADROOM
 };
 
