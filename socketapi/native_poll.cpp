@@ -84,7 +84,11 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
     if (ev->events & ~ok) return fail(EINVAL);
   }
   if (!ep || ep->kind != Obj::Kind::Epoll || fd == epfd) return fail(EINVAL);
-  if (t->kind == Obj::Kind::Epoll) return fail(EINVAL);  // nesting xstack epoll instances: not supported
+  if (t->kind == Obj::Kind::Epoll && op == EPOLL_CTL_ADD) {
+    // Linux's ep_loop_check: no cycle, and at most EP_MAX_NESTS (4) levels.
+    if (nest_depth_locked(*t, ep.get(), 0) < 0 || nest_depth_locked(*t, nullptr, 0) + nest_height_locked(*ep, 0) + 1 > kMaxEpollNests)
+      return fail(ELOOP);
+  }
   auto it = ep->regs.find(fd);
   switch (op) {
     case EPOLL_CTL_ADD: {
@@ -117,6 +121,25 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
     }
     default: return fail(EINVAL);
   }
+}
+
+int Runtime::nest_depth_locked(Obj& ep, const Obj* forbidden, int level) {
+  if (&ep == forbidden || level > kMaxEpollNests) return -1;
+  int deepest = 0;
+  for (auto& [fd, reg] : ep.regs) {
+    if (reg.target->kind != Obj::Kind::Epoll) continue;
+    int d = nest_depth_locked(*reg.target, forbidden, level + 1);
+    if (d < 0) return -1;
+    deepest = std::max(deepest, d + 1);
+  }
+  return deepest;
+}
+
+int Runtime::nest_height_locked(Obj& ep, int level) {
+  if (level > kMaxEpollNests) return level;
+  int highest = 0;
+  for (Obj* w : ep.watchers) highest = std::max(highest, nest_height_locked(*w, level + 1) + 1);
+  return highest;
 }
 
 int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported) {

@@ -202,9 +202,16 @@ void Runtime::kick_locked() {
 void Runtime::on_event(void* cookie) {
   auto& live = live_;
   if (!live.count(cookie)) return;  // a socket opened by someone else on this engine
-  Obj* o = static_cast<Obj*>(cookie);
-  o->gen++;
-  for (Obj* ep : o->watchers) {
+  signal_locked(*static_cast<Obj*>(cookie), 0);
+}
+
+void Runtime::signal_locked(Obj& o, int depth) {
+  o.gen++;
+  for (Obj* ep : o.watchers) {
+    // An epoll instance inside another is itself an event source for the
+    // outer one (its gen drives EPOLLET there); nesting is at most
+    // kMaxEpollNests deep (epoll_ctl refuses deeper, as Linux's ELOOP).
+    if (depth < kMaxEpollNests && !ep->watchers.empty()) signal_locked(*ep, depth + 1);
     if (!ep->wake || ep->wake_pending) continue;
     ep->wake_pending = true;
     uint64_t one = 1;
@@ -328,6 +335,8 @@ void Runtime::detach_locked(Obj& o) {
       w.erase(std::remove(w.begin(), w.end(), &o), w.end());
     }
     o.regs.clear();
+    for (Obj* ep : o.watchers) ep->regs.erase(o.fd);  // nested in another instance
+    o.watchers.clear();
     return;
   }
   for (Obj* ep : o.watchers) ep->regs.erase(o.fd);

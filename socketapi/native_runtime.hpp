@@ -18,8 +18,9 @@
 //  - MSG_OOB: send fails with EOPNOTSUPP (no urgent data); recv gives EINVAL
 //    on TCP (as Linux with no urgent data), EOPNOTSUPP on UDP.
 //  - No ancillary data (msg_controllen is set to 0); MSG_ERRQUEUE gives EAGAIN.
-//  - xstack epoll instances cannot be nested (EINVAL); kernel fds cannot be
-//    added to them (EPERM). xs_poll accepts kernel fds, looking at them every
+//  - Kernel fds cannot be added to xstack epoll instances (EPERM); xstack
+//    epoll instances nest in each other as Linux's do (ELOOP on a cycle or
+//    beyond 4 levels). xs_poll accepts kernel fds, looking at them every
 //    millisecond while it waits. EPOLLEXCLUSIVE is accepted and wakes all.
 //  - Edge-triggered epoll reports again after any wakeup of the socket (every
 //    event the stack signals), like Linux's, not only on a readiness change.
@@ -143,6 +144,14 @@ class Runtime {
   int bad_fd_errno(int fd);
   int install_locked(std::shared_ptr<Obj> o);
   void on_event(void* cookie);
+  // A readiness event on `o`: bumps its gen, and that of every epoll
+  // instance watching it (nested instances included), writing wake fds.
+  void signal_locked(Obj& o, int depth);
+  // Epoll nesting (Linux's ep_loop_check): levels of epoll instances below
+  // `ep` (-1 if `forbidden` is among them: a cycle), and above it.
+  static constexpr int kMaxEpollNests = 4;
+  int nest_depth_locked(Obj& ep, const Obj* forbidden, int level);
+  int nest_height_locked(Obj& ep, int level);
   void detach_locked(Obj& o);
   bool claim_and_bind_locked(Obj& o, Endpoint ep, int* err);
   bool autobind_locked(Obj& o, int* err);

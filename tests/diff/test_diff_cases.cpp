@@ -419,6 +419,61 @@ TEST_F(DiffTest, EpollLevelVsEdgeTriggered) {
   });
 }
 
+// Nested epoll: an epoll instance in another reports EPOLLIN while it has
+// events (LT and ET), cycles and self-adds are refused, and closing the
+// inner instance removes it from the outer one.
+TEST_F(DiffTest, NestedEpoll) {
+  run_diff("NestedEpoll", [](Session& r) {
+    int lfd, p1;
+    const int fd = connected_pair(r, 20047, &lfd, &p1);
+    const int inner = int(r.rec_fd("epoll_create1 inner", r.ops.epoll_create1(0)));
+    const int outer = int(r.rec_fd("epoll_create1 outer", r.ops.epoll_create1(0)));
+    const int et_outer = int(r.rec_fd("epoll_create1 et outer", r.ops.epoll_create1(0)));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = 7;
+    r.rec("ADD socket to inner", r.ops.epoll_ctl(inner, EPOLL_CTL_ADD, fd, &ev));
+    ev.data.u32 = 8;
+    r.rec("ADD inner to outer", r.ops.epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev));
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.u32 = 9;
+    r.rec("ADD inner to et outer", r.ops.epoll_ctl(et_outer, EPOLL_CTL_ADD, inner, &ev));
+    ev.events = EPOLLIN;
+    r.rec("ADD outer to inner (cycle)", r.ops.epoll_ctl(inner, EPOLL_CTL_ADD, outer, &ev));
+    r.rec("ADD outer to itself", r.ops.epoll_ctl(outer, EPOLL_CTL_ADD, outer, &ev));
+    auto wait = [&](int ep, const char* step, int timeout) {
+      epoll_event evs[4]{};
+      const int n = r.ops.epoll_wait(ep, evs, 4, timeout);
+      const int e = errno;
+      std::string extra;
+      for (int i = 0; i < n; ++i)
+        extra += " {" + std::to_string(evs[i].data.u32) + ":" + events_str(evs[i].events) + "}";
+      r.log_result(step, n, e, extra);
+    };
+    wait(outer, "outer idle", 0);
+    wait(et_outer, "et outer idle", 0);
+    r.peer_send(p1, "nested");
+    wait(outer, "outer: inner has an event", kWait);
+    wait(outer, "outer again (level)", 0);
+    wait(et_outer, "et outer: inner has an event", kWait);
+    wait(et_outer, "et outer again (edge: once)", 0);
+    pollfd pf{inner, POLLIN, 0};
+    r.rec("poll(inner) readiness", r.ops.poll(&pf, 1, 0));
+    r.rec("poll(inner) revents", pf.revents);
+    wait(inner, "inner itself", 0);
+    r.recv_str(fd, 100, 0);
+    wait(outer, "outer after the data is read", 0);
+    r.close(inner);
+    wait(outer, "outer after inner closed", 0);
+    r.rec("DEL inner after close", r.ops.epoll_ctl(outer, EPOLL_CTL_DEL, inner, nullptr));
+    r.close(outer);
+    r.close(et_outer);
+    r.close(fd);
+    r.peer_close(p1);
+    r.peer_close(lfd);
+  });
+}
+
 // ---- errors on the wrong state ------------------------------------------------------
 TEST_F(DiffTest, WrongStateErrors) {
   run_diff("WrongStateErrors", [](Session& r) {
