@@ -108,13 +108,16 @@ int companion_for(int epfd, bool create) {
   // The device's descriptors too: when frames arrive, the waiting thread runs
   // the stack itself (one wakeup) rather than waiting for the progress thread
   // to run it and write the companion (two).
+  // Exclusive: a burst of frames wakes one waiting thread, not every thread
+  // with a companion and the progress thread too (Engine::requeue_device_waits).
   if (!spinning(r)) {
     for (int dfd : r->device_fds()) {
       epoll_event dev{};
-      dev.events = EPOLLIN;
+      dev.events = EPOLLIN | EPOLLEXCLUSIVE;
       dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
       real::epoll_ctl(epfd, EPOLL_CTL_ADD, dfd, &dev);
     }
+    r->engine().requeue_device_waits();
   }
   set_kind(c, FdKind::Companion);
   int expected = 0;

@@ -17,6 +17,10 @@ namespace xs {
 
 namespace {
 
+// An idle engine wakes this often to refresh its stats snapshot: negligible
+// CPU, and xstack-stat is never more than this out of date.
+constexpr Duration kStatsIdleRefresh = seconds(1);
+
 // Secrets for ISNs, cookies and port offsets come from the kernel's CSPRNG,
 // mixed into a fast generator.
 class OsSeededRandom final : public Random {
@@ -59,7 +63,8 @@ Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev, std::
   } else {
     host_.reset();
   }
-  stack_ = std::make_unique<Stack>(sc, *rng_, *dev_);
+  tap_ = std::make_unique<CaptureTap>(*dev_);
+  stack_ = std::make_unique<Stack>(sc, *rng_, *tap_);
   if (host_) host_->sync(stack_->arp());
   if (cfg.dedicated_ip) {
     // The address is ours alone: every packet for it comes to the stack, so
@@ -79,8 +84,18 @@ size_t Engine::poll_locked(Instant now) {
     host_->sync(stack_->arp());
     next_host_sync_ = now + millis(1);
   }
-  size_t n = dev_->poll_rx([&](Bytes f) { stack_->receive_frame(now, f); }, cfg_.rx_batch);
-  if (stack_->poll_at() <= now) stack_->poll(now);
+  // Before the RX batch: a capture requested while the engine slept is
+  // attached in time for the frame that woke it.
+  if (now >= next_publish_) [[unlikely]] publish_stats_locked(now);
+  size_t n;
+  if (!tap_->active()) [[likely]] {
+    n = dev_->poll_rx([&](Bytes f) { stack_->receive_frame(now, f); }, cfg_.rx_batch);
+  } else {
+    n = dev_->poll_rx([&](Bytes f) { tap_->record_rx(f); stack_->receive_frame(now, f); }, cfg_.rx_batch);
+  }
+  bool timers = stack_->poll_at() <= now;
+  if (timers) stack_->poll(now);
+  if (n > 0 || timers) stats_dirty_ = true;
   dev_->flush_tx();
   if (events_) {
     events_ = false;
@@ -98,7 +113,21 @@ void Engine::after_call_locked() {
   // A call that needed a neighbour the kernel already knew sends at once.
   if (host_ && host_->wants_sync()) host_->sync(stack_->arp());
   dev_->flush_tx();
-  if (stack_->poll_at() < armed_) wake();
+  if (stack_->poll_at() < armed_) {
+    stats_dirty_ = true;
+    wake();
+  } else if (!stats_dirty_ && stats_) {
+    // The call may have changed a queue: have an idle progress thread
+    // publish it once (one wake per period at most).
+    stats_dirty_ = true;
+    if (next_publish_ < armed_) wake();
+  }
+}
+
+void Engine::publish_stats_locked(Instant now) {
+  stats_->publish_locked(now, *stack_, dev_->counters(), *tap_);
+  next_publish_ = now + cfg_.stats.period;
+  stats_dirty_ = false;
 }
 
 Expected<uint16_t, SockError> Engine::claim_port_locked(const void* owner, uint8_t proto, uint16_t port,
@@ -164,9 +193,15 @@ bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<b
 
 WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
                                WaitKind kind) {
+  bool polled = false;
   while (!pred()) {
     Instant now = clock_now();
-    if (now >= deadline) return WaitStatus::Timeout;
+    if (now >= deadline) {
+      // A non-blocking call (or a wait that just expired) in spin/busy-poll
+      // mode: one look at the rings before giving up.
+      if (!polled && thread_.joinable() && (polled = poll_before_eagain_locked())) continue;
+      return WaitStatus::Timeout;
+    }
     if (cfg_.poll_mode == PollMode::Interrupt || !thread_.joinable()) {
       if (!thread_.joinable()) {
         // No progress thread: the caller drives the loop itself.
@@ -250,16 +285,23 @@ void Engine::wake() {
 void Engine::start() {
   if (thread_.joinable()) return;
   stop_ = false;
+  cfg_.stats.apply_env();
+  if (cfg_.stats.enabled && !stats_) {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_ = StatsPublisher::create(cfg_.stats, dev_->name(), cfg_.addr);
+    if (stats_) next_publish_ = clock_now();  // the first poll publishes
+  }
   if (cfg_.poll_mode == PollMode::Interrupt) {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     eventfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;  // see requeue_device_waits
     for (int fd : dev_->wait_fds()) {
       ev.data.fd = fd;
       epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
     }
+    ev.events = EPOLLIN;
     ev.data.fd = timerfd_;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
     ev.data.fd = eventfd_;
@@ -272,6 +314,25 @@ void Engine::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+bool Engine::poll_before_eagain_locked() {
+  if (cfg_.poll_mode == PollMode::Interrupt) return false;
+  Instant now = clock_now();
+  last_app_activity_us_.store(now.us, std::memory_order_relaxed);
+  poll_locked(now);
+  return true;
+}
+
+void Engine::requeue_device_waits() {
+  if (epfd_ < 0) return;
+  for (int fd : dev_->wait_fds()) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.fd = fd;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);  // polls it: frames already waiting wake us
+  }
+}
+
 void Engine::stop() {
   if (!thread_.joinable()) return;
   stop_ = true;
@@ -280,6 +341,12 @@ void Engine::stop() {
   for (int* fd : {&epfd_, &timerfd_, &eventfd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stats_) {
+    stats_->end_capture_locked(*tap_);
+    stats_.reset();  // unlinks the segment: the process no longer shows in xstack-stat
+    next_publish_ = kNever;
   }
 }
 
@@ -319,6 +386,14 @@ void Engine::run_interrupt() {
       // Drain everything that is ready before sleeping.
       while (poll_locked(now) > 0) now = clock_now();
       deadline = stack_->poll_at();
+      // Publish what changed since the last snapshot, and keep checking a
+      // capture reader's heartbeat while one is attached.
+      // An idle engine also refreshes the snapshot every kStatsIdleRefresh,
+      // for changes no poll or call reported (a socket opened without I/O).
+      if (stats_) {
+        deadline = std::min(deadline, stats_dirty_ || tap_->active() ? next_publish_
+                                                                     : next_publish_ + kStatsIdleRefresh);
+      }
       armed_ = deadline;
     }
     itimerspec its{};

@@ -23,8 +23,10 @@
 #include <utility>
 #include <vector>
 
+#include "socketapi/capture_tap.hpp"
 #include "socketapi/host_kernel.hpp"
 #include "socketapi/packet_device.hpp"
+#include "socketapi/stats_publisher.hpp"
 #include "stack/base/random.hpp"
 #include "stack/stack.hpp"
 
@@ -51,6 +53,9 @@ struct EngineConfig {
   // (false): only the ports the stack claims are steered; the kernel keeps
   // ARP/ICMP and, through a HostKernel, tells us neighbours and the gateway.
   bool dedicated_ip = true;
+  // The shared-memory stats segment for xstack-stat / xstack-dump
+  // (docs/observability.md); start() applies the XSTACK_STATS* variables.
+  StatsConfig stats;
 };
 
 class Engine final : public SocketObserver {
@@ -96,14 +101,33 @@ class Engine final : public SocketObserver {
   // Extra observer for the API layer (epoll emulation); called with the lock held.
   void set_event_hook(std::function<void(void*)> hook) { hook_ = std::move(hook); }
 
+  // Interrupt mode: an application thread that sleeps on the device's
+  // descriptors itself (the shim's epoll companion) registered them with
+  // EPOLLEXCLUSIVE after the progress thread did. Re-registering the progress
+  // thread's moves its wait behind theirs, so that frames wake a waiting
+  // application thread, which runs the stack itself (one wakeup), and the
+  // progress thread only when no application thread waits (an exclusive
+  // wakeup passes over an epoll instance nobody is waiting on).
+  void requeue_device_waits();
+
+  // Spin/busy-poll modes: a call about to fail with EAGAIN polls the rings
+  // once first. An application that retries non-blocking calls in a loop is
+  // then what moves the stack (the progress thread keeps away from a thread
+  // that calls in often), as a spinning waiter would. False (nothing done)
+  // in interrupt mode, where the progress thread runs the device.
+  bool poll_before_eagain_locked();
+
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
+  // The stats segment's name ("xstack-<pid>[.<n>]"), empty when not published.
+  std::string stats_name() const { return stats_ ? stats_->name() : std::string(); }
 
  private:
   void run();
   void run_interrupt();
   void run_spin();
   void wake();
+  void publish_stats_locked(Instant now);
 
   EngineConfig cfg_;
   std::unique_ptr<PacketDevice> dev_;
@@ -112,6 +136,9 @@ class Engine final : public SocketObserver {
   Instant next_host_sync_;                  // spin modes look every millisecond
   std::unordered_map<const void*, std::pair<uint8_t, uint16_t>> claims_;  // owner -> (proto, port)
   std::unique_ptr<Random> rng_;
+  // Between the stack and the device: copies frames for xstack-dump when a
+  // capture is attached (one pointer test per TX frame otherwise).
+  std::unique_ptr<CaptureTap> tap_;
   std::unique_ptr<Stack> stack_;
   std::mutex mu_;
   std::vector<int> waiter_fds_;  // eventfds of threads sleeping in wait_locked
@@ -129,6 +156,13 @@ class Engine final : public SocketObserver {
   Instant armed_ = kNever;  // the progress thread's timer deadline
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
   std::function<void(void*)> hook_;
+  // Stats publishing: poll_locked compares `now` with next_publish_ (kNever
+  // when disabled) and nothing else. stats_dirty_: something may have changed
+  // since the last snapshot, so an idle progress thread wakes once more to
+  // publish it (then sleeps until the next activity).
+  std::unique_ptr<StatsPublisher> stats_;
+  Instant next_publish_ = kNever;
+  bool stats_dirty_ = false;
 };
 
 }  // namespace xs

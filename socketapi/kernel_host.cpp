@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "socketapi/log.hpp"
+
 namespace xs {
 
 Expected<std::unique_ptr<KernelHost>, std::string> KernelHost::open(int ifindex, Ipv4Addr addr) {
@@ -13,8 +15,7 @@ Expected<std::unique_ptr<KernelHost>, std::string> KernelHost::open(int ifindex,
 void KernelHost::request(Ipv4Addr ip) {
   auto r = watcher_->resolve(ip);
   if (!r) {
-    std::fprintf(stderr, "xstack: asking the kernel to resolve %s failed: %s\n", ip.to_string().c_str(),
-                 r.error().c_str());
+    XS_LOG(Warn, "asking the kernel to resolve %s failed: %s", ip.to_string().c_str(), r.error().c_str());
   } else if (*r) {
     known_now_.push_back({ip, **r, NeighKind::Valid});
   }

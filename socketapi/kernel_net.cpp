@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "socketapi/log.hpp"
 #include "stack/base/bytes.hpp"
 
 namespace xs {
@@ -450,7 +451,7 @@ void KernelNetWatcher::process(const std::function<void(const KernelNeighbour&)>
         overrun = true;
         continue;
       }
-      std::fprintf(stderr, "xstack: netlink notifications: %s\n", std::strerror(n.error()));
+      XS_LOG(Warn, "netlink notifications: %s", std::strerror(n.error()));
       break;
     }
     if (*n == 0) break;
@@ -478,10 +479,10 @@ void KernelNetWatcher::process(const std::function<void(const KernelNeighbour&)>
   }
   if (overrun) ++overruns_;
   if (overrun || links_changed) {
-    if (auto s = dump_routes(); !s) std::fprintf(stderr, "xstack: %s\n", s.error().c_str());
+    if (auto s = dump_routes(); !s) XS_LOG(Warn, "%s", s.error().c_str());
   }
   if (overrun) {
-    if (auto s = dump_neighbours(&on_neigh); !s) std::fprintf(stderr, "xstack: %s\n", s.error().c_str());
+    if (auto s = dump_neighbours(&on_neigh); !s) XS_LOG(Warn, "%s", s.error().c_str());
   }
 }
 

@@ -90,6 +90,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
   std::optional<SockError> err;
   bool interrupted = false;
   size_t sent = 0;
+  bool polled = false;  // spin/busy-poll: the rings were polled before EAGAIN
   Instant deadline = deadline_after(nb, o->sndtimeo);
   if (total == 0) {
     auto r = t->send(Engine::clock_now(), Bytes{}, more);
@@ -109,6 +110,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
         continue;
       }
       if (r.error() != SockError::WouldBlock || nb) {
+        if (r.error() == SockError::WouldBlock && !polled && (polled = e_.poll_before_eagain_locked())) continue;
         err = r.error();
         break;
       }
@@ -148,6 +150,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
   bool nb = o->nonblock || (flags & MSG_DONTWAIT);
   bool peek = (flags & MSG_PEEK) != 0;
   bool trunc = (flags & MSG_TRUNC) != 0;
+  bool polled = false;  // spin/busy-poll: the rings were polled before EAGAIN
   if (flags & MSG_ERRQUEUE) return fail(EAGAIN);  // no error queue
   size_t total = iov_total(iov, iovcnt);
   Instant deadline = deadline_after(nb, o->rcvtimeo);
@@ -166,7 +169,10 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       if (r || r.error() != SockError::WouldBlock) break;
       // SHUT_RD on UDP marks the socket readable (datagram_poll) yet recv
       // still waits for a datagram, as on Linux.
-      if (nb) return fail(EAGAIN);
+      if (nb) {
+        if (!polled && (polled = e_.poll_before_eagain_locked())) continue;
+        return fail(EAGAIN);
+      }
       WaitStatus ws = wait_locked(lk, [&] {
         return o->closed || o->udp->rx_datagrams() > 0 || o->udp->pending_error().has_value();
       }, deadline);
@@ -216,6 +222,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       break;
     }
     if (nb) {
+      if (copied == 0 && !polled && (polled = e_.poll_before_eagain_locked())) continue;
       if (copied == 0) err = SockError::WouldBlock;
       break;
     }

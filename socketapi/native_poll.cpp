@@ -39,6 +39,7 @@ int Runtime::poll(pollfd* fds, nfds_t n, int timeout_ms) {
     return count;
   };
   int c = scan();
+  if (c == 0 && timeout_ms == 0 && e_.poll_before_eagain_locked()) c = scan();
   if (c > 0 || timeout_ms == 0) return c;
   Instant deadline = timeout_ms < 0 ? kNever : Engine::clock_now() + millis(timeout_ms);
   for (;;) {
@@ -183,6 +184,8 @@ int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
     WaitStatus ws = wait_locked(lk, [&] { return ep->closed || epoll_collect_locked(*ep, nullptr, max, false) > 0; },
                                 deadline, WaitKind::Interruptible);
     if (ws == WaitStatus::Interrupted && !ep->closed) return fail(EINTR);
+  } else if (epoll_collect_locked(*ep, nullptr, max, false) == 0) {
+    e_.poll_before_eagain_locked();  // spin/busy-poll: an epoll_wait(0) loop moves the stack
   }
   if (ep->closed) return fail(EBADF);
   bool lt = false;

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "socketapi/log.hpp"
+
 namespace xs {
 
 Expected<std::unique_ptr<XdpPacketDevice>, std::string> XdpPacketDevice::open(const XdpDeviceConfig& cfg) {
@@ -17,7 +19,7 @@ size_t XdpPacketDevice::poll_rx(const std::function<void(Bytes)>& fn, size_t max
 
 bool XdpPacketDevice::add_flow(uint8_t proto, Ipv4Addr local, uint16_t port) {
   auto r = dev_->add_flow(static_cast<FlowProto>(proto), local, port);
-  if (!r) std::fprintf(stderr, "xstack: steering %u/%u failed: %s\n", proto, port, r.error().c_str());
+  if (!r) XS_LOG(Warn, "steering %u/%u failed: %s", proto, port, r.error().c_str());
   return r.has_value();
 }
 

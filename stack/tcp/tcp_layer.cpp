@@ -26,6 +26,9 @@ Instant TcpLayer::poll_at() const { return impl_->poll_at(); }
 const TcpConfig& TcpLayer::config() const { return impl_->cfg(); }
 size_t TcpLayer::socket_count() const { return impl_->socket_count(); }
 size_t TcpLayer::closing_count() const { return impl_->closing_count(); }
+void TcpLayer::visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx) const {
+  for (const TcpSocket* s : impl_->sockets()) fn(ctx, *s);
+}
 
 // ---- construction ----------------------------------------------------------
 

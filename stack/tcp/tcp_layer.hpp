@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 
 #include "stack/base/addr.hpp"
 #include "stack/base/bytes.hpp"
@@ -33,6 +34,15 @@ class TcpLayer {
   size_t socket_count() const;
   // Closed by the application, still sending data or FIN (a process exiting waits for these).
   size_t closing_count() const;
+  // Calls f(const TcpSocket&) for every socket the layer owns (listeners,
+  // connections, closing ones), in no particular order. For diagnostics
+  // (the engine's stats segment): f must not open or close sockets.
+  template <class F>
+  void for_each_socket(F&& f) const {
+    using Fn = std::remove_reference_t<F>;
+    visit_sockets([](void* ctx, const TcpSocket& s) { (*static_cast<Fn*>(ctx))(s); }, &f);
+  }
+  void visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx) const;
 
   // A parsed, checksum-verified segment addressed to one of our addresses.
   void on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& seg);

@@ -78,6 +78,7 @@ class TcpLayerImpl {
   const SynCookies& cookies() const { return cookies_; }
   size_t connection_count() const { return conns_.size(); }
   size_t socket_count() const { return all_.size(); }
+  const std::unordered_set<TcpSocket*>& sockets() const { return all_; }
   // Sockets still delivering data or a FIN after the application closed them
   // (FIN_WAIT_1, CLOSING, LAST_ACK).
   size_t closing_count() const {

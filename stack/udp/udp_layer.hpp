@@ -47,6 +47,12 @@ class UdpLayer {
   UdpSocket* open();
   void close(UdpSocket* s);
   size_t socket_count() const { return sockets_.size(); }
+  // Calls f(const UdpSocket&) for every open socket (diagnostics: the
+  // engine's stats segment). f must not open or close sockets.
+  template <class F>
+  void for_each_socket(F&& f) const {
+    for (const auto& s : sockets_) f(static_cast<const UdpSocket&>(*s));
+  }
 
   // A datagram addressed to our address (or a broadcast, `broadcast`).
   // Verifies it (parse_udp) and queues it on the matching socket(s). NoPort
