@@ -29,6 +29,7 @@ int to_errno(SockError e) {
     case SockError::ProtocolOption: return ENOPROTOOPT;
     case SockError::DestAddrRequired: return EDESTADDRREQ;
     case SockError::NotFound: return ENOENT;
+    case SockError::Busy: return EBUSY;
   }
   return EINVAL;
 }

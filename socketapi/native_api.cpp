@@ -247,4 +247,21 @@ int xs_is_xstack_fd(int fd) {
   return rt != nullptr && rt->is_xstack_fd(fd) ? 1 : 0;
 }
 
+int xs_zc_recv(int fd, struct xs_zc_iov* out, int max, int flags) {
+  XS_RT_OR_EBADF();
+  return rt->zc_recv(fd, out, max, flags);
+}
+int xs_zc_release(int fd, size_t count) {
+  XS_RT_OR_EBADF();
+  return rt->zc_release(fd, count);
+}
+ssize_t xs_zc_send_reserve(int fd, size_t len, struct xs_zc_iov out[2], int* n, int flags) {
+  XS_RT_OR_EBADF();
+  return rt->zc_send_reserve(fd, len, out, n, flags);
+}
+ssize_t xs_zc_send_commit(int fd, size_t len, int flags) {
+  XS_RT_OR_EBADF();
+  return rt->zc_send_commit(fd, len, flags);
+}
+
 }  // extern "C"

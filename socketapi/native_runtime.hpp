@@ -28,6 +28,9 @@
 //  - connect(AF_UNSPEC) on a TCP connection resets it and gives the
 //    descriptor a fresh socket (options kept, an explicit bind is not).
 //  - Privileged ports (< 1024) need no capability.
+//  - Zero-copy calls (zc_*, docs/zerocopy.md): while received bytes are
+//    lent, a consuming recv fails with EBUSY; while a send reservation is
+//    open, send fails with EBUSY.
 #pragma once
 #include <poll.h>
 #include <sys/epoll.h>
@@ -46,6 +49,7 @@
 #include "stack/udp/udp_socket.hpp"
 
 struct xs_config;
+struct xs_zc_iov;
 
 namespace xs::native {
 
@@ -98,6 +102,12 @@ class Runtime {
   int epoll_create1(int flags);
   int epoll_ctl(int epfd, int op, int fd, epoll_event* ev);
   int epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms);
+
+  // Zero-copy calls (native_zerocopy.cpp, docs/zerocopy.md).
+  int zc_recv(int fd, xs_zc_iov* out, int max, int flags);
+  int zc_release(int fd, size_t count);
+  ssize_t zc_send_reserve(int fd, size_t len, xs_zc_iov* out, int* n, int flags);
+  ssize_t zc_send_commit(int fd, size_t len, int flags);
 
   bool is_xstack_fd(int fd);
   // Closes every descriptor (connections are reset).

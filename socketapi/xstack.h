@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
 #include <sys/uio.h>
 
 #ifdef __cplusplus
@@ -82,6 +83,44 @@ int xs_epoll_wait(int epfd, struct epoll_event* evs, int max, int timeout_ms);
 
 /* True when fd is an xstack socket or epoll instance. */
 int xs_is_xstack_fd(int fd);
+
+/* ---- zero-copy calls (docs/zerocopy.md) ---------------------------------
+ * A view of bytes in the stack's own socket buffers. */
+struct xs_zc_iov {
+  void* base;
+  size_t len;
+  struct sockaddr_in from; /* xs_zc_recv on UDP: the datagram's source; else zeroed */
+};
+
+/* Receives without copying into an application buffer: fills up to `max`
+ * views of received data in place in the socket's receive queue and lends
+ * them to the caller until xs_zc_release. TCP: the oldest readable bytes not
+ * yet lent, as one view, or two where the queue wraps; UDP: one datagram per
+ * view, oldest first. Returns the number of views; 0 is end of stream (TCP).
+ * Lent bytes keep occupying the receive buffer: the TCP window reopens (and a
+ * UDP socket admits more datagrams) only as they are released. Blocking,
+ * MSG_DONTWAIT, SO_RCVTIMEO, SO_RCVLOWAT (TCP), EAGAIN, EINTR, and pending
+ * errors as xs_recv. While anything is lent, a consuming xs_recv/xs_read on
+ * the socket fails with EBUSY (MSG_PEEK works). */
+int xs_zc_recv(int fd, struct xs_zc_iov* out, int max, int flags);
+/* Gives back the oldest `count` lent units: bytes on TCP (any split, in
+ * order), datagrams on UDP. The views covering them become invalid. EINVAL
+ * when fewer are lent. Closing the socket releases everything. */
+int xs_zc_release(int fd, size_t count);
+/* Reserves up to `len` bytes of TCP send-buffer space as one or two writable
+ * views (two where the buffer wraps) written to out[0], out[1]; *n = views.
+ * Returns the bytes reserved (>= 1; fewer than len when the buffer has less
+ * room), blocking while it has none as xs_send would (MSG_DONTWAIT,
+ * SO_SNDTIMEO, EAGAIN, EINTR, EPIPE/SIGPIPE unless MSG_NOSIGNAL). A new
+ * reservation replaces an open one. While a reservation is open, xs_send and
+ * friends fail with EBUSY. UDP: EOPNOTSUPP. */
+ssize_t xs_zc_send_reserve(int fd, size_t len, struct xs_zc_iov out[2], int* n, int flags);
+/* Queues the first `len` reserved bytes for transmission exactly as xs_send
+ * would queue them (Nagle, TCP_NODELAY, TCP_CORK, MSG_MORE; MSG_NOSIGNAL) and
+ * ends the reservation (the rest is dropped; len 0 cancels it). Returns len.
+ * EINVAL when len exceeds the reservation (it stays open); EPIPE (SIGPIPE),
+ * ECONNRESET, ... when the connection failed meanwhile. */
+ssize_t xs_zc_send_commit(int fd, size_t len, int flags);
 
 #ifdef __cplusplus
 }

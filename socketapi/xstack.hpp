@@ -2,6 +2,7 @@
 // descriptor that closes itself, std::span I/O, and results that carry either
 // a value or the errno the call failed with.
 #pragma once
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <span>
@@ -25,6 +26,8 @@ class Result {
   T& value() { return v_; }
   const T& operator*() const { return v_; }
   T& operator*() { return v_; }
+  const T* operator->() const { return &v_; }
+  T* operator->() { return &v_; }
   int error() const { return err_; }  // the errno, 0 on success
 
  private:
@@ -78,6 +81,39 @@ class Socket {
     return Result<ssize_t>::from(xs_recv(fd_, out.data(), out.size(), flags));
   }
   Result<int> shutdown(int how) { return Result<int>::from(xs_shutdown(fd_, how)); }
+
+  // ---- zero-copy (docs/zerocopy.md) ----------------------------------------
+  // Receives by borrowing: fills `out` with views into the stack's receive
+  // queue (see bytes()); returns how many, 0 at end of stream (TCP).
+  Result<int> zc_recv(std::span<xs_zc_iov> out, int flags = 0) {
+    return Result<int>::from(xs_zc_recv(fd_, out.data(), static_cast<int>(out.size()), flags));
+  }
+  // The oldest `count` lent bytes (TCP) or datagrams (UDP) go back to the stack.
+  Result<int> zc_release(size_t count) { return Result<int>::from(xs_zc_release(fd_, count)); }
+  // Writable send-buffer space: write the payload into spans[0] then
+  // spans[1], then zc_commit() what was written.
+  struct Reservation {
+    std::array<std::span<std::byte>, 2> spans;
+    size_t size = 0;  // bytes reserved, over both spans
+  };
+  Result<Reservation> zc_reserve(size_t len, int flags = 0) {
+    xs_zc_iov v[2] = {};
+    int n = 0;
+    ssize_t r = xs_zc_send_reserve(fd_, len, v, &n, flags);
+    if (r < 0) return Result<Reservation>::fail(errno);
+    Reservation res;
+    for (int i = 0; i < n; ++i) res.spans[static_cast<size_t>(i)] = writable(v[i]);
+    res.size = static_cast<size_t>(r);
+    return Result<Reservation>::ok(res);
+  }
+  Result<ssize_t> zc_commit(size_t len, int flags = 0) {
+    return Result<ssize_t>::from(xs_zc_send_commit(fd_, len, flags));
+  }
+  // A received view's bytes (read-only: they are the stack's).
+  static std::span<const std::byte> bytes(const xs_zc_iov& v) {
+    return {static_cast<const std::byte*>(v.base), v.len};
+  }
+  static std::span<std::byte> writable(const xs_zc_iov& v) { return {static_cast<std::byte*>(v.base), v.len}; }
   template <class T>
   Result<int> setopt(int level, int name, const T& v) {
     return Result<int>::from(xs_setsockopt(fd_, level, name, &v, sizeof v));

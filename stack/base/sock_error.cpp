@@ -27,6 +27,7 @@ const char* to_string(SockError e) {
     case SockError::ProtocolOption: return "protocol option not available";
     case SockError::DestAddrRequired: return "destination address required";
     case SockError::NotFound: return "not found";
+    case SockError::Busy: return "busy";
   }
   return "?";
 }

@@ -29,6 +29,7 @@ enum class SockError : uint8_t {
   ProtocolOption,      // ENOPROTOOPT
   DestAddrRequired,    // EDESTADDRREQ
   NotFound,            // ENOENT (unknown congestion control name)
+  Busy,                // EBUSY (zero-copy loan or reservation in the way)
 };
 
 const char* to_string(SockError e);

@@ -522,11 +522,21 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
     layer_.counters().tcp_rcv_window_drops++;
     data = data.first(limit - offset);
   }
+  size_t base = rcv_buf_.size();
+  if (!ensure_rcv_capacity(base + offset + data.size())) {
+    // Zero-copy loans pin the ring (it cannot grow under lent bytes): keep
+    // what fits; the sender retransmits the rest.
+    const size_t fit = rcv_buf_.capacity() - base;
+    if (offset >= fit) {
+      layer_.counters().tcp_rcv_window_drops++;
+      schedule_ack(now, true);
+      return;
+    }
+    data = data.first(std::min<size_t>(data.size(), fit - offset));
+  }
   const uint32_t len = static_cast<uint32_t>(data.size());
   rcv_mss_ = std::max<uint32_t>(rcv_mss_, std::min<uint32_t>(len, adv_mss_));
   last_data_rcv_ = now;
-  size_t base = rcv_buf_.size();
-  ensure_rcv_capacity(base + offset + len);
   if (offset == 0) {
     rcv_buf_.write_at(base, data);
     uint32_t had_ofo = ofo_.empty() ? 0 : 1;
@@ -587,7 +597,10 @@ void TcpSocket::enter_time_wait(Instant now) {
 
 void TcpSocket::release_buffers() {
   // TIME_WAIT keeps only the sequence state (Linux uses a small tw sock).
-  snd_buf_ = ByteRing();
+  // Memory under a zero-copy reservation stays: the application may still
+  // be writing into it (its commit will fail with EPIPE).
+  if (snd_reserved_ == 0) snd_buf_ = ByteRing();
+  else snd_buf_.clear();
   if (rcv_buf_.empty()) rcv_buf_ = ByteRing();
   ofo_.clear();
   sb_.reset();

@@ -8,7 +8,12 @@
 namespace xs {
 
 uint32_t TcpSocket::receive_space() const {
-  return rcvbuf_ > rcv_buf_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_buf_.size()) : 0;
+  // Lent bytes (zero-copy receive) count as queued: the window reopens only
+  // when they are released.
+  uint32_t space = rcvbuf_ > rcv_buf_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_buf_.size()) : 0;
+  // While bytes are lent the ring cannot grow: never offer more than it holds.
+  if (rcv_lent_ > 0) space = std::min<uint32_t>(space, static_cast<uint32_t>(rcv_buf_.free_space()));
+  return space;
 }
 
 uint32_t TcpSocket::current_mss() const {

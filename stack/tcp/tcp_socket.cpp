@@ -75,6 +75,9 @@ bool TcpSocket::ensure_rcv_capacity(size_t bytes) {
   // The ring grows on demand up to the receive buffer, so an idle connection
   // costs little memory; growth is amortised, never per segment in steady state.
   if (bytes <= rcv_buf_.capacity()) return true;
+  // Growing moves the bytes, and lent bytes (zero-copy receive) must stay
+  // where the application sees them: the caller takes only what fits.
+  if (rcv_lent_ > 0) return false;
   // Always at least double: the logical limit (rcvbuf_) may creep up a little
   // at a time under auto-tuning, and each growth copies the ring.
   rcv_buf_.reserve(std::max(bytes, std::max<size_t>(rcv_buf_.capacity() * 2, 16384)));
@@ -183,6 +186,8 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) 
   }
   if (error_) return unexpected(*take_error());
   if (shutdown_ & kSendShutdown) return unexpected(SockError::BrokenPipe);
+  // A zero-copy reservation owns the free space push() would write into.
+  if (snd_reserved_ > 0) return unexpected(SockError::Busy);
   if (data.empty()) return size_t{0};
   size_t room = snd_buf_.size() < sndbuf_ ? sndbuf_ - snd_buf_.size() : 0;
   if (room == 0) return unexpected(SockError::WouldBlock);
@@ -201,22 +206,15 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) 
 
 Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek) {
   if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
-  if (!rcv_buf_.empty()) {
+  if (rcv_buf_.size() > rcv_lent_) {
     if (out.empty()) return size_t{0};
-    size_t n = rcv_buf_.read(out);
+    // The ring frees bytes only from its front, where lent bytes sit: a
+    // consuming read must wait until they are released (MSG_PEEK may look).
+    if (rcv_lent_ > 0 && !peek) return unexpected(SockError::Busy);
+    size_t n = rcv_buf_.read(out, rcv_lent_);
     if (!peek) {
       rcv_buf_.consume(n);
-      rcv_space_adjust(now, n);
-      // RFC 9293 3.8.6.2.2: tell the peer once the window has opened by a
-      // useful amount (at least an MSS or half the buffer), not byte by byte.
-      if (state_ == TcpState::Established || state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) {
-        uint32_t adv = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
-        uint32_t space = std::min<uint32_t>(receive_space(), 65535u << rcv_wscale_);
-        if (space > adv && space - adv >= std::min<uint32_t>(rcvbuf_ / 2, 2 * rcv_mss_)) {
-          send_ack(now);
-        }
-      }
-      layer_.reschedule(this);
+      after_rcv_consume(now, n);
     }
     return n;
   }
@@ -225,6 +223,101 @@ Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek
   if (shutdown_ & kRcvShutdown) return size_t{0};
   if (state_ == TcpState::Closed) return unexpected(SockError::NotConnected);
   return unexpected(SockError::WouldBlock);
+}
+
+void TcpSocket::after_rcv_consume(Instant now, size_t n) {
+  rcv_space_adjust(now, n);
+  // RFC 9293 3.8.6.2.2: tell the peer once the window has opened by a
+  // useful amount (at least an MSS or half the buffer), not byte by byte.
+  if (state_ == TcpState::Established || state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) {
+    uint32_t adv = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
+    uint32_t space = std::min<uint32_t>(receive_space(), 65535u << rcv_wscale_);
+    if (space > adv && space - adv >= std::min<uint32_t>(rcvbuf_ / 2, 2 * rcv_mss_)) {
+      send_ack(now);
+    }
+  }
+  layer_.reschedule(this);
+}
+
+// ---- zero-copy ------------------------------------------------------------------
+
+Expected<std::array<Bytes, 2>, SockError> TcpSocket::zc_borrow(size_t max_len, size_t max_spans) {
+  // Same order of checks as recv(): queued data first, then end of stream,
+  // then a pending error.
+  if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
+  const size_t avail = rcv_buf_.size() - rcv_lent_;
+  if (avail > 0 && max_len > 0 && max_spans > 0) {
+    // The first loan pins the ring: grow it to the whole receive buffer now,
+    // while nothing is lent, so the window need not shrink below rcvbuf
+    // because the ring may no longer grow (ensure_rcv_capacity).
+    if (rcv_lent_ == 0 && rcv_buf_.capacity() < rcvbuf_) rcv_buf_.reserve(rcvbuf_);
+    std::array<Bytes, 2> segs = rcv_buf_.segments(rcv_lent_, std::min(avail, max_len));
+    if (max_spans < 2) segs[1] = Bytes{};
+    rcv_lent_ += segs[0].size() + segs[1].size();
+    return segs;
+  }
+  if (avail > 0) return std::array<Bytes, 2>{};  // nothing asked for
+  if (fin_received_) return std::array<Bytes, 2>{};
+  if (error_) return unexpected(*take_error());
+  if (shutdown_ & kRcvShutdown) return std::array<Bytes, 2>{};
+  if (state_ == TcpState::Closed) return unexpected(SockError::NotConnected);
+  return unexpected(SockError::WouldBlock);
+}
+
+Status<SockError> TcpSocket::zc_release(Instant now, size_t n) {
+  if (n > rcv_lent_) return unexpected(SockError::InvalidArgument);
+  if (n == 0) return {};
+  rcv_buf_.consume(n);
+  rcv_lent_ -= n;
+  after_rcv_consume(now, n);
+  return {};
+}
+
+Expected<std::array<MutBytes, 2>, SockError> TcpSocket::zc_reserve(size_t len) {
+  // The checks of send(): Linux tcp_sendmsg_locked + sk_stream_wait_connect.
+  if (state_ != TcpState::Established && state_ != TcpState::CloseWait) {
+    if (error_) return unexpected(*take_error());
+    if (state_ == TcpState::SynSent || state_ == TcpState::SynReceived) return unexpected(SockError::WouldBlock);
+    return unexpected(SockError::BrokenPipe);
+  }
+  if (error_) return unexpected(*take_error());
+  if (shutdown_ & kSendShutdown) return unexpected(SockError::BrokenPipe);
+  if (len == 0) return unexpected(SockError::InvalidArgument);
+  snd_reserved_ = 0;  // a new reservation replaces the open one
+  size_t room = snd_buf_.size() < sndbuf_ ? sndbuf_ - snd_buf_.size() : 0;
+  if (room == 0) return unexpected(SockError::WouldBlock);
+  const size_t want = std::min(room, len);
+  if (snd_buf_.free_space() < want) {
+    // As in send(). reserve() keeps bytes beyond size() at their offsets, so
+    // what was written into a replaced reservation survives the move.
+    snd_buf_.reserve(std::max(snd_buf_.size() + want, std::max<size_t>(snd_buf_.capacity() * 2, 16384)));
+  }
+  std::array<MutBytes, 2> w = snd_buf_.writable();
+  const size_t first = std::min(want, w[0].size());
+  snd_reserved_ = want;
+  return std::array<MutBytes, 2>{w[0].first(first), w[1].first(want - first)};
+}
+
+Expected<size_t, SockError> TcpSocket::zc_commit(Instant now, size_t n, bool more) {
+  if (n > snd_reserved_) return unexpected(SockError::InvalidArgument);
+  snd_reserved_ = 0;
+  // The connection may have failed or been shut down since the reservation:
+  // report it as send() would, and drop the reserved bytes.
+  if (state_ != TcpState::Established && state_ != TcpState::CloseWait) {
+    if (error_) return unexpected(*take_error());
+    return unexpected(SockError::BrokenPipe);
+  }
+  if (error_) return unexpected(*take_error());
+  if (shutdown_ & kSendShutdown) return unexpected(SockError::BrokenPipe);
+  if (n == 0) return size_t{0};
+  // The bytes are already in place after the queued data: queueing them is
+  // only making them part of the send queue (what push() does after its copy).
+  snd_buf_.commit(n);
+  more_pending_ = more;
+  if (!more) cork_expired_ = false;
+  transmit(now);
+  layer_.reschedule(this);
+  return n;
 }
 
 Status<SockError> TcpSocket::shutdown(Instant now, bool rd, bool wr) {
@@ -271,6 +364,11 @@ Status<SockError> TcpSocket::shutdown(Instant now, bool rd, bool wr) {
 void TcpSocket::close(Instant now) {
   user_closed_ = true;
   observer_ = nullptr;
+  // Zero-copy loans end with the descriptor: lent bytes were delivered to
+  // the application (they are read, not unread data), a reservation is dropped.
+  rcv_buf_.consume(rcv_lent_);
+  rcv_lent_ = 0;
+  snd_reserved_ = 0;
   detach_from_listener();
   switch (state_) {
     case TcpState::Listen:
@@ -423,7 +521,7 @@ uint32_t TcpSocket::readiness() const {
   if (shutdown_ == (kRcvShutdown | kSendShutdown) || state_ == TcpState::Closed) mask |= ev::kHup;
   if (shutdown_ & kRcvShutdown) mask |= ev::kIn | ev::kRdNorm | ev::kRdHup;
   if (state_ != TcpState::SynSent && state_ != TcpState::SynReceived) {
-    if (rcv_buf_.size() >= std::max<uint32_t>(opt_.rcvlowat, 1)) mask |= ev::kIn | ev::kRdNorm;
+    if (bytes_readable() >= std::max<uint32_t>(opt_.rcvlowat, 1)) mask |= ev::kIn | ev::kRdNorm;
     if (!(shutdown_ & kSendShutdown)) {
       // sk_stream_is_writeable: free space at least half of what is queued.
       size_t queued = snd_buf_.size();

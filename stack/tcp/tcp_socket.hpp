@@ -76,6 +76,30 @@ class TcpSocket {
   // Copies received data; 0 means end of stream. `peek` = MSG_PEEK.
   Expected<size_t, SockError> recv(Instant now, MutBytes out, bool peek = false);
   Status<SockError> shutdown(Instant now, bool read, bool write);
+
+  // ---- zero-copy (docs/zerocopy.md) ----------------------------------------
+  // Receive by borrowing: lends up to max_len of the oldest readable bytes in
+  // place in the receive ring, as one span, or two when the ring wraps (at
+  // most max_spans). Lent bytes stay in the ring and keep occupying the
+  // receive window until zc_release(); the ring does not move or grow while
+  // any are lent. Both spans empty: end of stream. Errors as recv().
+  Expected<std::array<Bytes, 2>, SockError> zc_borrow(size_t max_len, size_t max_spans = 2);
+  // Gives back the oldest n lent bytes; the window reopens as after recv().
+  // InvalidArgument when n exceeds what is lent.
+  Status<SockError> zc_release(Instant now, size_t n);
+  size_t zc_lent() const { return rcv_lent_; }
+  // Send without an extra copy: up to len bytes of free send-buffer space
+  // (as much as send() would take now), as one or two writable spans after
+  // the queued data. A new reservation replaces an open one (bytes already
+  // written keep their stream positions); while one is open send() fails
+  // with Busy, since it would write into the same space.
+  Expected<std::array<MutBytes, 2>, SockError> zc_reserve(size_t len);
+  // Queues the first n reserved bytes exactly as send() would queue them
+  // (Nagle, cork, `more` = MSG_MORE) and ends the reservation. InvalidArgument
+  // when n exceeds the reservation (which then stays open); connection errors
+  // as send() (the reservation is dropped).
+  Expected<size_t, SockError> zc_commit(Instant now, size_t n, bool more = false);
+  size_t zc_reserved() const { return snd_reserved_; }
   // Releases the handle. With unread data or SO_LINGER 0 the connection is
   // reset (as Linux does); otherwise it closes gracefully in the background.
   void close(Instant now);
@@ -108,7 +132,7 @@ class TcpSocket {
   // SO_ERROR: returns and clears the pending error.
   std::optional<SockError> take_error();
   std::optional<SockError> pending_error() const { return error_; }
-  size_t bytes_readable() const { return rcv_buf_.size(); }       // FIONREAD
+  size_t bytes_readable() const { return rcv_buf_.size() - rcv_lent_; }  // FIONREAD (lent bytes are read)
   size_t bytes_unacked_or_unsent() const { return snd_buf_.size(); }  // SIOCOUTQ
   size_t bytes_unsent() const;                                       // SIOCOUTQNSD
   bool accept_queue_empty() const { return accept_q_.empty(); }
@@ -231,6 +255,9 @@ class TcpSocket {
   bool ensure_rcv_capacity(size_t bytes);
   void compute_mss(uint16_t path_mtu);
   void rcv_space_adjust(Instant now, size_t copied);
+  // After n bytes left the receive ring (recv or zc_release): auto-tuning and
+  // the window update.
+  void after_rcv_consume(Instant now, size_t n);
   void expand_sndbuf();
 
   TcpLayerImpl& layer_;
@@ -265,6 +292,8 @@ class TcpSocket {
   // Receive sequence space.
   Seq irs_, rcv_nxt_, rcv_adv_;  // rcv_adv_: right edge of the last advertised window
   ByteRing rcv_buf_;
+  size_t rcv_lent_ = 0;       // zero-copy: bytes at the front of rcv_buf_ lent to the application
+  size_t snd_reserved_ = 0;   // zero-copy: bytes after snd_buf_.size() reserved by zc_reserve
   Assembler ofo_;
   uint32_t rcvbuf_ = 0, sndbuf_ = 0;
   bool rcvbuf_locked_ = false, sndbuf_locked_ = false;

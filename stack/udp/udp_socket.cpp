@@ -135,34 +135,60 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
 
 // ---- receiving ------------------------------------------------------------------
 
-void UdpSocket::ring_write(size_t pos, const uint8_t* src, size_t n) {
-  if (n == 0) return;
-  const size_t size = ring_.size();
-  pos %= size;
-  const size_t first = std::min(n, size - pos);
-  if (first > 0) std::memcpy(ring_.data() + pos, src, first);
-  if (n > first) std::memcpy(ring_.data(), src + first, n - first);
+UdpSocket::Rec UdpSocket::rec_at(size_t pos) const {
+  // The writer wrapped here: without room for a header (implicit), or with
+  // a wrap mark where the next header would be.
+  if (ring_.size() - pos < kRecHdr) pos = 0;
+  uint32_t len;
+  std::memcpy(&len, ring_.data() + pos, 4);
+  if (len == kWrapMark) {
+    pos = 0;
+    std::memcpy(&len, ring_.data(), 4);
+  }
+  Rec r{pos, len, {}};
+  std::memcpy(&r.from.addr.v, ring_.data() + pos + 4, 4);
+  std::memcpy(&r.from.port, ring_.data() + pos + 8, 2);
+  return r;
 }
 
-void UdpSocket::ring_read(size_t pos, uint8_t* dst, size_t n) const {
-  if (n == 0) return;
+std::optional<size_t> UdpSocket::place(size_t n) const {
   const size_t size = ring_.size();
-  pos %= size;
-  const size_t first = std::min(n, size - pos);
-  if (first > 0) std::memcpy(dst, ring_.data() + pos, first);
-  if (n > first) std::memcpy(dst + first, ring_.data(), n - first);
+  if (stored() == 0) return n <= size ? std::optional<size_t>(0) : std::nullopt;
+  if (tail_ > head_) {  // stored records [head_, tail_) do not wrap
+    if (size - tail_ >= n) return tail_;
+    if (n < head_) return size_t{0};  // strictly: tail_ == head_ would read as empty
+    return std::nullopt;
+  }
+  if (tail_ + n < head_) return tail_;  // wrapped: [tail_, head_) is free
+  return std::nullopt;
+}
+
+size_t UdpSocket::ring_target() const {
+  // rcvbuf's worth of records plus one maximal record: records do not wrap,
+  // so up to one record's worth at the end of the ring may be unusable.
+  // Every record is charged at least its stored size (datagram_overhead >=
+  // kRecHdr), so an admitted datagram always finds a place; place() still
+  // checks, and a datagram without one is dropped like one over rcvbuf.
+  return size_t(rcvbuf_) + kRecHdr + UdpLayer::kMaxPayload + 1;
 }
 
 void UdpSocket::ensure_ring() {
-  // Large enough for rcvbuf's worth of records (each is charged at least its
-  // stored size) and always for one maximal datagram, which is accepted
-  // into an empty queue whatever rcvbuf says.
-  const size_t want = std::max<size_t>(rcvbuf_, kRecHdr + UdpLayer::kMaxPayload);
+  const size_t want = ring_target();
   if (ring_.size() >= want) return;
+  // Growing moves the records; lent ones must stay put. Grown at the next
+  // enqueue or release after the last lent datagram is released.
+  if (lent_ > 0) return;
   std::vector<uint8_t> bigger(want);
-  ring_read(head_, bigger.data(), used_);  // linearise; a no-op when empty
+  size_t q = 0, p = head_;
+  for (size_t i = 0; i < stored(); ++i) {  // linearise, record by record
+    const Rec r = rec_at(p);
+    std::memcpy(bigger.data() + q, ring_.data() + r.pos, kRecHdr + r.len);
+    q += kRecHdr + r.len;
+    p = r.pos + kRecHdr + r.len;
+  }
   ring_ = std::move(bigger);
-  head_ = 0;
+  head_ = read_ = 0;
+  tail_ = q;
 }
 
 bool UdpSocket::enqueue(Bytes payload, Endpoint from) {
@@ -170,18 +196,27 @@ bool UdpSocket::enqueue(Bytes payload, Endpoint from) {
   // Like __udp_enqueue_schedule_skb, the queue is bounded by rcvbuf; an
   // empty queue takes any one datagram (Linux admits a datagram while the
   // memory in use is <= rcvbuf, so one always fits). Unlike Linux we never
-  // exceed rcvbuf otherwise, which keeps the ring's size fixed.
-  if (count_ > 0 && charged_ + charge > rcvbuf_) return false;
-  if (ring_.empty()) ensure_ring();
-  uint8_t hdr[kRecHdr] = {};
+  // exceed rcvbuf otherwise, which keeps the ring's size fixed. Lent
+  // datagrams (zero-copy receive) are still queued and count.
+  if (stored() > 0 && charged_ + charge > rcvbuf_) return false;
+  ensure_ring();
+  const size_t n = kRecHdr + payload.size();
+  const auto pos = place(n);
+  if (!pos) return false;
+  // Wrapping: mark the end of the ring unused (rec_at skips it).
+  if (stored() > 0 && *pos != tail_ && ring_.size() - tail_ >= kRecHdr) {
+    std::memcpy(ring_.data() + tail_, &kWrapMark, 4);
+  }
+  uint8_t* rec = ring_.data() + *pos;
   const uint32_t len = uint32_t(payload.size());
-  std::memcpy(hdr, &len, 4);
-  std::memcpy(hdr + 4, &from.addr.v, 4);
-  std::memcpy(hdr + 8, &from.port, 2);
-  const size_t tail = head_ + used_;
-  ring_write(tail, hdr, kRecHdr);
-  if (!payload.empty()) ring_write(tail + kRecHdr, payload.data(), payload.size());
-  used_ += kRecHdr + payload.size();
+  std::memset(rec, 0, kRecHdr);
+  std::memcpy(rec, &len, 4);
+  std::memcpy(rec + 4, &from.addr.v, 4);
+  std::memcpy(rec + 8, &from.port, 2);
+  if (!payload.empty()) std::memcpy(rec + kRecHdr, payload.data(), payload.size());
+  if (stored() == 0) head_ = *pos;
+  if (count_ == 0) read_ = *pos;
+  tail_ = *pos + n;
   ++count_;
   charged_ += charge;
   payload_bytes_ += payload.size();
@@ -194,35 +229,57 @@ Expected<UdpRecv, SockError> UdpSocket::recv_from(MutBytes out, bool peek) {
   // __skb_try_recv_datagram reports a pending error before looking at the queue.
   if (auto e = take_error()) return unexpected(*e);
   if (count_ == 0) return unexpected(SockError::WouldBlock);
-  uint8_t hdr[kRecHdr];
-  ring_read(head_, hdr, kRecHdr);
-  uint32_t len;
+  // The queue frees records from its front, where lent ones sit: a
+  // consuming read waits until they are released (MSG_PEEK may look).
+  if (lent_ > 0 && !peek) return unexpected(SockError::Busy);
+  const Rec rec = rec_at(read_);
   UdpRecv r;
-  std::memcpy(&len, hdr, 4);
-  std::memcpy(&r.from.addr.v, hdr + 4, 4);
-  std::memcpy(&r.from.port, hdr + 8, 2);
-  r.datagram_len = len;
-  r.copied = std::min<size_t>(len, out.size());
-  if (r.copied > 0) ring_read(head_ + kRecHdr, out.data(), r.copied);
+  r.from = rec.from;
+  r.datagram_len = rec.len;
+  r.copied = std::min<size_t>(rec.len, out.size());
+  if (r.copied > 0) std::memcpy(out.data(), ring_.data() + rec.pos + kRecHdr, r.copied);
   if (!peek) {
-    head_ = (head_ + kRecHdr + len) % ring_.size();
-    used_ -= kRecHdr + len;
     --count_;
-    charged_ -= len + layer_.cfg_.datagram_overhead;
-    payload_bytes_ -= len;
-    if (count_ == 0) head_ = 0;
+    charged_ -= rec.len + layer_.cfg_.datagram_overhead;
+    payload_bytes_ -= rec.len;
+    head_ = read_ = rec.pos + kRecHdr + rec.len;
+    if (stored() == 0) head_ = read_ = tail_ = 0;
+    else head_ = read_ = rec_at(head_).pos;
   }
   return r;
 }
 
-size_t UdpSocket::bytes_readable() const {
-  if (count_ == 0) return 0;
-  uint32_t len;
-  uint8_t hdr[4];
-  ring_read(head_, hdr, 4);
-  std::memcpy(&len, hdr, 4);
-  return len;
+Expected<size_t, SockError> UdpSocket::zc_borrow(std::span<View> out) {
+  if (auto e = take_error()) return unexpected(*e);
+  if (count_ == 0) return unexpected(SockError::WouldBlock);
+  size_t k = 0;
+  while (k < out.size() && count_ > 0) {
+    const Rec rec = rec_at(read_);
+    out[k++] = View{Bytes(ring_.data() + rec.pos + kRecHdr, rec.len), rec.from};
+    --count_;
+    ++lent_;
+    payload_bytes_ -= rec.len;
+    read_ = rec.pos + kRecHdr + rec.len;
+    if (count_ > 0) read_ = rec_at(read_).pos;
+  }
+  return k;
 }
+
+Status<SockError> UdpSocket::zc_release(size_t n) {
+  if (n > lent_) return unexpected(SockError::InvalidArgument);
+  for (size_t i = 0; i < n; ++i) {
+    const Rec rec = rec_at(head_);
+    --lent_;
+    charged_ -= rec.len + layer_.cfg_.datagram_overhead;
+    head_ = rec.pos + kRecHdr + rec.len;
+    if (stored() > 0) head_ = rec_at(head_).pos;
+  }
+  if (stored() == 0) head_ = read_ = tail_ = 0;
+  if (lent_ == 0 && !ring_.empty()) ensure_ring();  // a growth deferred by the loans
+  return {};
+}
+
+size_t UdpSocket::bytes_readable() const { return count_ == 0 ? 0 : rec_at(read_).len; }
 
 // ---- errors and readiness -----------------------------------------------------------
 

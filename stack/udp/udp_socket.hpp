@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "stack/base/addr.hpp"
@@ -48,6 +49,19 @@ class UdpSocket {
   // recvfrom(2). Copies at most out.size() bytes of the next datagram; the
   // rest of it is discarded unless peek (MSG_PEEK). WouldBlock when empty.
   Expected<UdpRecv, SockError> recv_from(MutBytes out, bool peek = false);
+
+  // ---- zero-copy receive (docs/zerocopy.md) ---------------------------------
+  struct View {
+    Bytes payload;  // the whole datagram, in place in the receive queue
+    Endpoint from;
+  };
+  // Lends up to out.size() of the oldest readable datagrams, in order, in
+  // place: they stay queued (charged against rcvbuf) until zc_release.
+  // WouldBlock when none is readable; a pending error first, as recv_from.
+  Expected<size_t, SockError> zc_borrow(std::span<View> out);
+  // Frees the oldest n lent datagrams. InvalidArgument when fewer are lent.
+  Status<SockError> zc_release(size_t n);
+  size_t zc_lent() const { return lent_; }
 
   // SO_ERROR: an asynchronous error (ICMP) waiting to be reported.
   std::optional<SockError> pending_error() const { return error_; }
@@ -94,6 +108,9 @@ class UdpSocket {
   friend class UdpLayer;
   // Bytes of each queued record before its payload: length, source address and port.
   static constexpr size_t kRecHdr = 12;
+  // A length field with this value marks the rest of the ring as unused: the
+  // next record starts at offset 0.
+  static constexpr uint32_t kWrapMark = 0xffffffff;
 
   explicit UdpSocket(UdpLayer& layer);
 
@@ -102,9 +119,21 @@ class UdpSocket {
   void set_error(SockError e);
   void notify() { if (observer_ != nullptr) observer_->on_socket_event(cookie_); }
   bool autobind(std::optional<Endpoint> remote);
-  void ring_write(size_t pos, const uint8_t* src, size_t n);
-  void ring_read(size_t pos, uint8_t* dst, size_t n) const;
+  // Records never wrap (a lent datagram is one contiguous span): a record
+  // that does not fit before the end of the ring starts at offset 0.
+  struct Rec {
+    size_t pos;  // of the header
+    uint32_t len;
+    Endpoint from;
+  };
+  Rec rec_at(size_t pos) const;  // pos: a record's offset, or where the writer wrapped
+  size_t stored() const { return count_ + lent_; }
+  // Offset for a record of n bytes, or nullopt when the ring has no room.
+  std::optional<size_t> place(size_t n) const;
+  // The ring size for the current rcvbuf (see ensure_ring).
+  size_t ring_target() const;
   void ensure_ring();
+  void drop_front(size_t& pos);  // frees the record at pos (head_), advancing pos
 
   UdpLayer& layer_;
   Endpoint local_;
@@ -127,13 +156,18 @@ class UdpSocket {
   void* cookie_ = nullptr;
 
   // Receive queue: records [len u32][addr u32][port u16][pad u16][payload]
-  // back to back in a ring, allocated on first use and grown only by set_rcvbuf.
+  // back to back in a ring, allocated on first use and grown only by
+  // set_rcvbuf (deferred while datagrams are lent, since growing moves them).
+  // Stored records are [head_, tail_); the first lent_ of them are lent to
+  // the application, the count_ after them (from read_) are readable.
   std::vector<uint8_t> ring_;
-  size_t head_ = 0;   // offset of the oldest record
-  size_t used_ = 0;   // bytes of records stored
-  size_t count_ = 0;  // datagrams
-  size_t charged_ = 0;
-  size_t payload_bytes_ = 0;
+  size_t head_ = 0;   // offset of the oldest stored record
+  size_t read_ = 0;   // offset of the oldest readable record
+  size_t tail_ = 0;   // offset where the next record goes
+  size_t count_ = 0;  // readable datagrams
+  size_t lent_ = 0;   // lent datagrams (zero-copy receive)
+  size_t charged_ = 0;        // stored datagrams' charge against rcvbuf
+  size_t payload_bytes_ = 0;  // readable payload bytes
 };
 
 }  // namespace xs

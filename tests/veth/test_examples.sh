@@ -11,6 +11,11 @@
 #                   urllib/http.client when curl is missing or
 #                   XS_EXAMPLES_NO_CURL=1)
 #   xs_echo_client  in a, against kernel_peer.py tcp-echo-server in b
+#   xs_zc_echo      server mode (zero-copy calls): kernel_peer.py tcp-client
+#                   (10 MB, echo hash checked) and udp-echo-check (200
+#                   datagrams); SIGTERM must stop it cleanly; client mode in a
+#                   against kernel_peer.py tcp-echo-server in b (every byte
+#                   of 2000 echoes checked)
 # Always tears the lab down and kills what it started (trap), even on failure.
 #
 # Binaries are found in $XS_BUILD_DIR/tools/examples (ctest sets it).
@@ -40,7 +45,7 @@ for c in ip ethtool tc ping python3 iptables timeout; do
   command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool iputils-ping iptables python3)"
 done
 [[ -x "$LAB" ]] || { echo "FAIL: $LAB not found or not executable" >&2; exit 1; }
-for b in xs_echo_server xs_echo_client xs_http_server; do
+for b in xs_echo_server xs_echo_client xs_http_server xs_zc_echo; do
   [[ -x "$EX/$b" ]] || { echo "FAIL: $EX/$b not built (set XS_BUILD_DIR)" >&2; exit 1; }
 done
 probe="xseprobe$$"
@@ -230,6 +235,40 @@ if wait_for "$TMP/kecho.log" "^listening" 20; then
 else
   fail "kernel echo server listening"
   show_log "$TMP/kecho.log"
+fi
+
+# ---------------------------------------------------------------- zero-copy echo
+ZC_PORT=7002
+echo "# xs_zc_echo server on $IP_X:$ZC_PORT (tcp, udp)"
+start_bg "$TMP/zc_server.log" "${IN_A[@]}" "${XS_ENV[@]}" "$EX/xs_zc_echo" server "$ZC_PORT"
+ZC_PID=$BG_PID
+if wait_for "$TMP/zc_server.log" "^listening" 20; then
+  pass "xs_zc_echo server listening"
+  in_b ping -n -q -c 1 -W 2 "$IP_X" >/dev/null 2>&1 || true
+  out=$(in_b timeout 120 python3 "$PEER" tcp-client "$IP_X" "$ZC_PORT" 10000000 2>&1) && rc=0 || rc=$?
+  check "10 MB echoed by xs_zc_echo (borrowed, reserved, committed), sha256 matches ($out)" test "$rc" -eq 0
+  out=$(in_b timeout 60 python3 "$PEER" udp-echo-check "$IP_X" "$ZC_PORT" 200 2>&1) && rc=0 || rc=$?
+  check "200 UDP datagrams echoed from borrowed views ($out)" test "$rc" -eq 0
+  stop_server "$ZC_PID" "$TMP/zc_server.log" "xs_zc_echo server"
+else
+  fail "xs_zc_echo server listening"
+  show_log "$TMP/zc_server.log"
+fi
+
+KZPORT=7003
+echo "# xs_zc_echo client in a -> kernel echo server $IP_B:$KZPORT in b"
+start_bg "$TMP/kecho2.log" "${IN_B[@]}" timeout 120 python3 "$PEER" tcp-echo-server "$IP_B" "$KZPORT"
+KECHO2_PID=$BG_PID
+if wait_for "$TMP/kecho2.log" "^listening" 20; then
+  out=$(in_a timeout 120 "${XS_ENV[@]}" "$EX/xs_zc_echo" client "$IP_B:$KZPORT" 2000 3000 2>&1) && rc=0 || rc=$?
+  ok=false
+  [[ $rc -eq 0 && "$out" == *"ok 2000 messages of 3000 bytes"* ]] && ok=true
+  check "xs_zc_echo client: 2000 x 3000-byte echoes match ($out)" $ok
+  rc=0; wait "$KECHO2_PID" || rc=$?
+  check "kernel echo server saw an orderly close (rc=$rc)" test "$rc" -eq 0
+else
+  fail "kernel echo server listening (zero-copy client)"
+  show_log "$TMP/kecho2.log"
 fi
 
 if ((FAILS > 0)); then
