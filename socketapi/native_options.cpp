@@ -55,8 +55,13 @@ struct LinuxTcpInfo {
   uint32_t tcpi_dsack_dups, tcpi_reord_seen;
   uint32_t tcpi_rcv_ooopack;
   uint32_t tcpi_snd_wnd;
+  uint32_t tcpi_rcv_wnd;
+  uint32_t tcpi_rehash;  // IPv6 flow-label rehashes: always 0 on IPv4
+  // Linux 6.7+ continues with tcpi_total_rto* and the AccECN counters (to
+  // 280 bytes); not kept here, so a caller asking for more gets 240 bytes,
+  // as an older kernel answers.
 };
-static_assert(sizeof(LinuxTcpInfo) == 232);
+static_assert(sizeof(LinuxTcpInfo) == 240);
 static_assert(offsetof(LinuxTcpInfo, tcpi_rto) == 8);
 static_assert(offsetof(LinuxTcpInfo, tcpi_pacing_rate) == 104);
 
@@ -388,6 +393,7 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
         ti.tcpi_reord_seen = i.reord_seen;
         ti.tcpi_rcv_ooopack = i.rcv_ooopack;
         ti.tcpi_snd_wnd = i.snd_wnd;
+        ti.tcpi_rcv_wnd = i.rcv_wnd;
         return put(&ti, sizeof ti);
       }
       default: return fail(ENOPROTOOPT);
