@@ -22,7 +22,9 @@ namespace xs::shim::forkshare {
 
 namespace {
 
-enum Op : uint32_t { kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4, kShutdown = 5, kNewChannel = 6 };
+enum Op : uint32_t {
+  kActivate = 1, kRelease = 2, kGetOpt = 3, kSetOpt = 4, kShutdown = 5, kNewChannel = 6, kNames = 7, kFcntl = 8
+};
 constexpr size_t kOptMax = 128;
 
 struct Req {
@@ -433,6 +435,20 @@ void serve(int chan, std::map<int, int> held) {
         real::close(sv[1]);
         continue;
       }
+      case kNames: {  // an orphan's addresses, without adopting it
+        if (target < 0) break;
+        socklen_t sl = sizeof r.local;
+        r.rc = ::getsockname(target, reinterpret_cast<sockaddr*>(&r.local), &sl);
+        r.err = r.rc < 0 ? errno : 0;
+        sl = sizeof r.peer;
+        r.len = ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl) < 0 ? static_cast<uint32_t>(errno) : 0;
+        break;
+      }
+      case kFcntl:  // F_GETFL/F_SETFL on an orphan: the flags are the open file's, shared as on Linux
+        if (target < 0) break;
+        r.rc = ::fcntl(target, q.level, static_cast<long>(q.name));
+        r.err = r.rc < 0 ? errno : 0;
+        break;
       case kShutdown:
         if (target < 0) break;
         r.rc = ::shutdown(target, q.level);
@@ -688,6 +704,35 @@ int dgram_connect(int fd, const sockaddr* addr, socklen_t len) {
   return 0;
 }
 
+int orphan_names(int fd, bool peer, sockaddr* addr, socklen_t* len) {
+  Req q;
+  q.op = kNames;
+  q.fd = fd;
+  Rep r;
+  {
+    std::lock_guard<std::mutex> lk(g_chan_mu);
+    if (g_chan < 0 || !call(q, &r, nullptr)) return fail(EBADF);
+  }
+  if (r.rc < 0) return fail(r.err);
+  if (peer && r.len != 0) return fail(static_cast<int>(r.len));
+  return put_sin(peer ? r.peer : r.local, addr, len);
+}
+
+int orphan_fcntl(int fd, int cmd, long arg) {
+  Req q;
+  q.op = kFcntl;
+  q.fd = fd;
+  q.level = cmd;
+  q.name = static_cast<int32_t>(arg);
+  Rep r;
+  {
+    std::lock_guard<std::mutex> lk(g_chan_mu);
+    if (g_chan < 0 || !call(q, &r, nullptr)) return fail(EBADF);
+  }
+  if (r.rc < 0) return fail(r.err);
+  return r.rc;
+}
+
 void copy_info(int from, int to) {
   std::lock_guard<std::mutex> lk(g_info_mu);
   auto it = info_map().find(from);
@@ -828,7 +873,7 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len) {
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
   Info in;
-  if (!info_of(fd, &in)) return fail(EBADF);
+  if (!info_of(fd, &in) && kind(fd) != FdKind::Orphan) return fail(EBADF);
   if (len == nullptr || val == nullptr) return fail(EFAULT);
   Req q;
   q.op = kGetOpt;
@@ -848,7 +893,7 @@ int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
 
 int shutdown(int fd, int how) {
   Info in;
-  if (!info_of(fd, &in)) return fail(EBADF);
+  if (!info_of(fd, &in) && kind(fd) != FdKind::Orphan) return fail(EBADF);
   if (how < SHUT_RD || how > SHUT_RDWR) return fail(EINVAL);
   Req q;
   q.op = kShutdown;
@@ -867,7 +912,7 @@ int shutdown(int fd, int how) {
 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   Info in;
-  if (!info_of(fd, &in)) return fail(EBADF);
+  if (!info_of(fd, &in) && kind(fd) != FdKind::Orphan) return fail(EBADF);
   if (len > kOptMax) return fail(EINVAL);
   if (val == nullptr && len > 0) return fail(EFAULT);
   Req q;

@@ -49,6 +49,13 @@ int dgram_connect(int fd, const sockaddr* addr, socklen_t len);
 
 // A proxy's number is closed or replaced: forget what we know of it.
 void forget(int fd);
+// On an orphan (an inherited socket not used for I/O yet): its addresses
+// and file status flags, asked of the parent without adopting it. Adopting
+// starts a pump that reads the socket's data for this process, so only I/O
+// adopts: a process that merely looks at an inherited socket (or sets it
+// non-blocking before exec) takes nothing from the one that uses it.
+int orphan_names(int fd, bool peer, sockaddr* addr, socklen_t* len);
+int orphan_fcntl(int fd, int cmd, long arg);
 // dup of a proxy: `to` names the same proxy (its own close releases nothing).
 void copy_info(int from, int to);
 

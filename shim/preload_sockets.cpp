@@ -267,20 +267,20 @@ int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout
 }
 
 int shutdown(int fd, int how) {
-  if (is_proxy(adopted_kind(fd)) && kind(fd) == FdKind::ProxyConn) return forkshare::shutdown(fd, how);
+  if (kind(fd) == FdKind::Orphan || kind(fd) == FdKind::ProxyConn) return forkshare::shutdown(fd, how);
   XS_ROUTE(fd, shutdown(fd, how));
   return real::shutdown(fd, how);
 }
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
-  if (is_proxy(adopted_kind(fd))) return forkshare::getsockopt(fd, level, name, val, len);
+  if (kind(fd) == FdKind::Orphan || is_proxy(kind(fd))) return forkshare::getsockopt(fd, level, name, val, len);
   XS_ROUTE(fd, getsockopt(fd, level, name, val, len));
   return real::getsockopt(fd, level, name, val, len);
 }
 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
-  FdKind k = adopted_kind(fd);
-  if (is_proxy(k)) return forkshare::setsockopt(fd, level, name, val, len);
+  FdKind k = kind(fd);
+  if (k == FdKind::Orphan || is_proxy(k)) return forkshare::setsockopt(fd, level, name, val, len);
   if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
       int rc;
@@ -316,13 +316,15 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* len) {
-  if (is_proxy(adopted_kind(fd))) return forkshare::getsockname(fd, addr, len);
+  if (kind(fd) == FdKind::Orphan) return forkshare::orphan_names(fd, false, addr, len);
+  if (is_proxy(kind(fd))) return forkshare::getsockname(fd, addr, len);
   XS_ROUTE(fd, getsockname(fd, addr, len));
   return real::getsockname(fd, addr, len);
 }
 
 int getpeername(int fd, sockaddr* addr, socklen_t* len) {
-  if (is_proxy(adopted_kind(fd))) return forkshare::getpeername(fd, addr, len);
+  if (kind(fd) == FdKind::Orphan) return forkshare::orphan_names(fd, true, addr, len);
+  if (is_proxy(kind(fd))) return forkshare::getpeername(fd, addr, len);
   XS_ROUTE(fd, getpeername(fd, addr, len));
   return real::getpeername(fd, addr, len);
 }
@@ -391,6 +393,7 @@ static int fcntl_impl(int fd, int cmd, long arg) {
       return r->fcntl(fd, cmd, arg);
     }
   }
+  if (kind(fd) == FdKind::Orphan && (cmd == F_GETFL || cmd == F_SETFL)) return forkshare::orphan_fcntl(fd, cmd, arg);
   if (kind(fd) == FdKind::Orphan && cmd != F_GETFD && cmd != F_SETFD && adopted_kind(fd) == FdKind::Orphan)
     return fail(EBADF);
   if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return proxy_copy(kind(fd), fd, real::fcntl(fd, cmd, arg));

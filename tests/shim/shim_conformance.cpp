@@ -1610,6 +1610,54 @@ void case_udp_fork() {
   CHECKF(n == 2 && memcmp(b, "p1", 2) == 0, "parent recv after the child: %s", rcs(n, errno).c_str());
 }
 
+// ---------------------------------------------------------------- case 14
+// A child that only looks at an inherited connection (addresses, options,
+// file status flags) while holding it takes none of its data: the parent,
+// which reads it, gets every byte (Linux: one socket, whoever reads).
+void case_child_looks_only() {
+  Closer cl;
+  int s = cl.add(open_data("look"));
+  if (!CHECKF(s >= 0, "open_data: %s", ename(errno))) return;
+  int go[2];
+  CHECK(pipe(go) == 0);
+  cl.add(go[0]), cl.add(go[1]);
+  step("fork a child that looks at the socket");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    sockaddr_in pa{};
+    socklen_t len = sizeof pa;
+    if (getpeername(s, reinterpret_cast<sockaddr*>(&pa), &len) != 0 || ip_of(pa) != g_peer) _exit(3);
+    int type = 0;
+    len = sizeof type;
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) _exit(4);
+    int fl = fcntl(s, F_GETFL);
+    if (fl < 0 || fcntl(s, F_SETFL, fl) != 0) _exit(5);
+    if (write(go[1], "g", 1) != 1) _exit(6);
+    usleep(600000);  // holds the socket while the parent reads
+    _exit(0);
+  }
+  if (!CHECKF(pid > 0, "fork: %s", ename(errno))) return;
+  char g;
+  CHECKF(read_exact(go[0], &g, 1, 5000) == 1, "the child's go-ahead");
+  peer_ok("SENDHEX look 616263");
+  char b[4] = {};
+  ssize_t n = read_exact(s, b, 3, 3000);
+  CHECKF(n == 3 && memcmp(b, "abc", 3) == 0, "parent read %zd byte(s) '%.3s' while the child held the socket", n, b);
+  int status = -1;
+  pid_t wr = 0;
+  for (int i = 0; i < 250 && wr == 0; ++i) {
+    wr = waitpid(pid, &status, WNOHANG);
+    if (wr == 0) usleep(20000);
+  }
+  if (wr == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "child exit status %#x (3 getpeername, 4 SO_TYPE, 5 F_GETFL/F_SETFL, 6 pipe)", status);
+}
+
 // ---------------------------------------------------------------- main
 
 struct Case {
@@ -1633,6 +1681,7 @@ const Case kCases[] = {
     {11, "grandchild on an inherited connection; interface ioctls", case_grandchild_ioctl, 30},
     {12, "exec with an inherited connection on stdin/stdout (inetd style)", case_exec, 30},
     {13, "UDP socket inherited across fork", case_udp_fork, 30},
+    {14, "a child that only looks at an inherited connection takes none of its data", case_child_looks_only, 30},
 };
 
 void watchdog() {
