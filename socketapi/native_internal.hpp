@@ -24,6 +24,7 @@
 
 #include "socketapi/errno_map.hpp"
 #include "socketapi/kernel_host.hpp"
+#include "socketapi/native_cmsg.hpp"
 #include "socketapi/xdp_packet_device.hpp"
 #include "socketapi/xstack.h"
 #include "stack/wire/ipv4.hpp"
@@ -51,6 +52,7 @@ struct Runtime::Obj {
   bool shut_rd = false, shut_wr = false;  // UDP (TCP keeps its own)
   // Generic SOL_SOCKET flags Linux keeps on every socket (UDP: no effect).
   bool keepalive = false, broadcast = false, linger_on = false;
+  bool oobinline = false;  // SO_OOBINLINE of a UDP socket (TCP keeps it in TcpSocketOptions)
   int linger_s = 0;
   int rcvlowat = 1;
   // SO_PRIORITY (and IP_TOS's mapping to it). Linux uses it to pick a queue
@@ -60,6 +62,9 @@ struct Runtime::Obj {
   bool rcvbuf_set = false;  // SO_RCVBUF given (Linux SOCK_RCVBUF_LOCK)
   bool corked = false;                  // UDP: a MSG_MORE datagram is pending
   std::optional<Endpoint> cork_dst;
+  UdpSocket::TxOverrides cork_ov;       // the corking call's cmsgs (IP_TTL, IP_TOS, IP_PKTINFO)
+  // Ancillary data recvmsg delivers (IP_PKTINFO, IP_RECVTTL, ..., SO_TIMESTAMP*).
+  RecvCmsgFlags cm;
   std::vector<uint8_t> cork_buf;
   uint64_t gen = 1;              // bumped on every readiness event
   std::vector<Obj*> watchers;    // epoll instances with a registration for this

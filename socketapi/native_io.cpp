@@ -1,5 +1,8 @@
 #include "socketapi/native_internal.hpp"
 
+#include <net/if.h>
+#include <time.h>
+
 namespace xs::native {
 
 namespace {
@@ -21,17 +24,72 @@ void scatter(const uint8_t* src, size_t n, const iovec* iov, size_t iovcnt) {
 
 void raise_sigpipe() { pthread_kill(pthread_self(), SIGPIPE); }
 
+// A stack Instant (CLOCK_MONOTONIC) as CLOCK_REALTIME microseconds, for
+// SO_TIMESTAMP*: the offset between the two clocks is taken now, so a
+// realtime clock step moves earlier stamps too (Linux stamps in realtime).
+int64_t realtime_us(Instant t) {
+  timespec m, r;
+  clock_gettime(CLOCK_MONOTONIC, &m);
+  clock_gettime(CLOCK_REALTIME, &r);
+  return t.us + (int64_t(r.tv_sec) - m.tv_sec) * 1000000 + (int64_t(r.tv_nsec) - m.tv_nsec) / 1000;
+}
+
+// udp_recvmsg's cmsgs, in Linux's order: sock_recv_cmsgs (timestamps), then
+// ip_cmsg_recv_offset (PKTINFO, TTL, TOS, ORIGDSTADDR: flag bit order).
+void put_udp_cmsgs(const RecvCmsgFlags& f, const UdpRxMeta& m, int ifindex, CmsgWriter& w) {
+  put_timestamp(w, f, realtime_us(m.arrival));
+  if (f.pktinfo) {
+    in_pktinfo pi{};
+    if (m.pktinfo) {  // prepared when queued (ipv4_pktinfo_prepare), else 0s
+      pi.ipi_ifindex = ifindex;
+      pi.ipi_spec_dst.s_addr = htonl(m.spec_dst.v);
+    }
+    pi.ipi_addr.s_addr = htonl(m.dst.v);
+    w.put(SOL_IP, IP_PKTINFO, &pi, sizeof pi);
+  }
+  if (f.ttl) {
+    const int v = m.ttl;
+    w.put(SOL_IP, IP_TTL, &v, sizeof v);
+  }
+  if (f.tos) w.put(SOL_IP, IP_TOS, &m.tos, 1);
+  if (f.origdst) {
+    const sockaddr_in sin = sockaddr_of({m.dst, m.dst_port});
+    w.put(SOL_IP, IP_ORIGDSTADDR, &sin, sizeof sin);
+  }
+}
+
+// A UDP sendmsg's control data as per-datagram overrides; 0 or an errno.
+int udp_overrides(const msghdr& msg, int our_ifindex, UdpSocket::TxOverrides* ov) {
+  SendCmsg c;
+  if (int e = parse_udp_send_cmsgs(msg, geteuid() == 0, &c)) return e;
+  if (c.pktinfo) {
+    const int ifi = c.pktinfo->ipi_ifindex;
+    if (ifi != 0 && ifi != our_ifindex) {
+      // The route lookup's oif (ip_route_output_key_hash): ENODEV when no
+      // such interface exists. Linux would send through another existing
+      // interface; the stack has only its own (docs/compat.md).
+      char name[IF_NAMESIZE];
+      return if_indextoname(unsigned(ifi), name) == nullptr ? ENODEV : ENETUNREACH;
+    }
+    ov->src = Ipv4Addr{ntohl(c.pktinfo->ipi_spec_dst.s_addr)};
+  }
+  if (c.ttl) ov->ttl = uint8_t(*c.ttl);
+  if (c.tos) ov->tos = uint8_t(*c.tos);
+  return 0;
+}
+
 }  // namespace
 
 // ---- data transfer -------------------------------------------------------------
 
-ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, const sockaddr* to, socklen_t tolen) {
+ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, const sockaddr* to, socklen_t tolen,
+                         const msghdr* ctl) {
   std::unique_lock<std::mutex> lk(e_.mutex());
   XS_SOCK_OR_FAIL(o, fd);
-  if (flags & MSG_OOB) return fail(EOPNOTSUPP);
   bool nb = o->nonblock || (flags & MSG_DONTWAIT);
   size_t total = iov_total(iov, iovcnt);
   if (o->udp) {
+    if (flags & MSG_OOB) return fail(EOPNOTSUPP);  // udp_sendmsg
     std::optional<Endpoint> dst;
     if (to != nullptr) {
       if (tolen < sizeof(sockaddr_in)) return fail(EINVAL);
@@ -41,6 +99,13 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
       dst = endpoint_of(sin);
     }
     if (o->shut_wr) return fail(EPIPE);
+    // udp_sendmsg parses cmsgs after the address, and not at all while a
+    // MSG_MORE datagram is pending (it only appends).
+    UdpSocket::TxOverrides ov;
+    if (ctl != nullptr && ctl->msg_controllen > 0 && !o->corked) {
+      if (!dst && !o->udp->remote()) return fail(EDESTADDRREQ);
+      if (int e = udp_overrides(*ctl, e_.device_locked().ifindex(), &ov)) return fail(e);
+    }
     std::vector<uint8_t> gathered;
     Bytes data;
     if (iovcnt == 1) {
@@ -61,6 +126,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
         if (!dst && !o->udp->remote()) return fail(EDESTADDRREQ);
         o->corked = true;
         o->cork_dst = dst;
+        o->cork_ov = ov;
       }
       o->cork_buf.insert(o->cork_buf.end(), data.begin(), data.end());
       if (o->cork_buf.size() > 65507) {
@@ -73,20 +139,28 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
       o->cork_buf.clear();
       o->corked = false;
       if (!autobind_locked(*o, &err)) return fail(err);
-      auto r = o->udp->send_to(Engine::clock_now(), Bytes(dgram.data(), dgram.size()), o->cork_dst);
+      auto r = o->udp->send_to(Engine::clock_now(), Bytes(dgram.data(), dgram.size()), o->cork_dst, &o->cork_ov);
       e_.after_call_locked();
       if (!r) return fail(to_errno(r.error()));
       return static_cast<ssize_t>(total);
     }
     if (!autobind_locked(*o, &err)) return fail(err);
-    auto r = o->udp->send_to(Engine::clock_now(), data, dst);
+    auto r = o->udp->send_to(Engine::clock_now(), data, dst, &ov);
     e_.after_call_locked();
     if (!r) return fail(to_errno(r.error()));
     return static_cast<ssize_t>(*r);
   }
   // TCP: the destination is ignored (Linux, without Fast Open).
   TcpSocket* t = o->tcp;
+  // tcp_sendmsg_locked checks SOL_SOCKET cmsgs once connected (EINVAL).
+  if (ctl != nullptr && ctl->msg_controllen > 0 &&
+      (t->state() == TcpState::Established || t->state() == TcpState::CloseWait)) {
+    if (int e = check_tcp_send_cmsgs(*ctl, geteuid() == 0)) return fail(e);
+  }
   bool more = (flags & MSG_MORE) != 0;
+  // MSG_OOB: the call's last byte is urgent (TcpSocket::send marks SND.UP on
+  // each chunk of the last buffer, as Linux marks at each push point).
+  const bool oob = (flags & MSG_OOB) != 0;
   std::optional<SockError> err;
   bool interrupted = false;
   size_t sent = 0;
@@ -97,12 +171,31 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
     e_.after_call_locked();
     if (!r) err = r.error();
   }
+  // Linux charges send memory per skb: a small blocking write either fits
+  // whole or waits before copying anything, so small writes from several
+  // threads on one socket never interleave. Do the same up to kAtomicSend.
+  constexpr size_t kAtomicSend = 4096;
+  if (!nb && total > 0 && total <= kAtomicSend) {
+    auto room = [&] {
+      size_t q = t->bytes_unacked_or_unsent(), b = t->sndbuf();
+      return q < b ? b - q : 0;
+    };
+    if (room() < total && t->state() == TcpState::Established) {
+      WaitStatus ws = wait_locked(lk, [&] {
+        return o->closed || room() >= total || t->state() != TcpState::Established ||
+               (t->readiness() & (ev::kErr | ev::kHup)) != 0;
+      }, deadline);
+      if (o->closed) return fail(EBADF);
+      if (ws == WaitStatus::Interrupted) return fail(EINTR);
+      // Timed out (SO_SNDTIMEO): the loop below sends what fits, as Linux.
+    }
+  }
   for (size_t i = 0; i < iovcnt && !err && !interrupted; ++i) {
     auto* base = static_cast<const uint8_t*>(iov[i].iov_base);
     size_t off = 0;
     while (off < iov[i].iov_len) {
       bool last = i + 1 == iovcnt || iov_total(iov + i + 1, iovcnt - i - 1) == 0;
-      auto r = o->tcp->send(Engine::clock_now(), Bytes(base + off, iov[i].iov_len - off), more || !last);
+      auto r = o->tcp->send(Engine::clock_now(), Bytes(base + off, iov[i].iov_len - off), more || !last, oob && last);
       e_.after_call_locked();
       if (r) {
         off += *r;
@@ -143,7 +236,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
 }
 
 ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, sockaddr* from, socklen_t* fromlen,
-                         int* msg_flags) {
+                         int* msg_flags, CmsgWriter* cmsgs) {
   std::unique_lock<std::mutex> lk(e_.mutex());
   XS_SOCK_OR_FAIL(o, fd);
   if (msg_flags) *msg_flags = 0;
@@ -184,9 +277,23 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
     if (!tmp.empty()) scatter(tmp.data(), r->copied, iov, iovcnt);
     if (int e = put_addr(r->from, from, fromlen)) return fail(e);
     if (msg_flags && r->datagram_len > r->copied) *msg_flags |= MSG_TRUNC;
+    if (cmsgs != nullptr) put_udp_cmsgs(o->cm, r->meta, e_.device_locked().ifindex(), *cmsgs);
     return static_cast<ssize_t>(trunc ? r->datagram_len : r->copied);
   }
-  if (flags & MSG_OOB) return fail(EINVAL);  // no urgent data is ever kept
+  if (flags & MSG_OOB) {
+    // Linux tcp_recv_urg: the one urgent byte, never waiting; MSG_TRUNC
+    // reports it without copying, an empty buffer gets MSG_TRUNC and 0.
+    auto r = o->tcp->recv_urgent(peek);
+    if (!r) return fail(to_errno(r.error()));
+    if (!*r) return 0;  // end of stream before the urgent byte arrived
+    if (msg_flags) *msg_flags |= MSG_OOB | (total == 0 ? MSG_TRUNC : 0);
+    if (total == 0) return 0;
+    if (!trunc) {
+      const uint8_t c = **r;
+      scatter(&c, 1, iov, iovcnt);
+    }
+    return 1;
+  }
   if (total == 0) {
     if (o->tcp->state() == TcpState::Listen) return fail(ENOTCONN);
     return 0;
@@ -207,6 +314,9 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
   std::optional<SockError> err;
   for (;;) {
     if (copied > 0 && o->tcp->pending_error()) break;
+    // Linux tcp_recvmsg: a read never crosses the urgent mark, even under
+    // MSG_WAITALL or SO_RCVLOWAT.
+    if (copied > 0 && o->tcp->at_urgent_mark()) break;
     MutBytes out = trunc ? MutBytes(tmp.data(), std::min(scratch_len, total - copied))
                          : MutBytes(buf + copied, total - copied);
     auto r = o->tcp->recv(Engine::clock_now(), out, peek);
@@ -227,7 +337,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       break;
     }
     WaitStatus ws = wait_locked(lk, [&] {
-      return o->closed || o->tcp->bytes_readable() > 0 ||
+      return o->closed || o->tcp->has_normal_data() ||
              (o->tcp->readiness() & (ev::kErr | ev::kHup | ev::kRdHup)) != 0;
     }, deadline);
     if (o->closed) return fail(EBADF);
@@ -240,6 +350,9 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
   if (err) return fail(to_errno(*err));
   if (!trunc && !tmp.empty()) scatter(tmp.data(), copied, iov, iovcnt);
   if (from != nullptr && fromlen != nullptr) *fromlen = 0;  // TCP reports no address
+  // tcp_recv_timestamp: the stamp of the last segment read. The stack keeps
+  // one time per connection, when in-order data last arrived (docs/compat.md).
+  if (cmsgs != nullptr && copied > 0) put_timestamp(*cmsgs, o->cm, realtime_us(o->tcp->last_data_received()));
   return static_cast<ssize_t>(copied);
 }
 
@@ -267,8 +380,11 @@ ssize_t Runtime::recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* fr
 ssize_t Runtime::sendmsg(int fd, const msghdr* msg, int flags) {
   if (msg == nullptr) return fail(EFAULT);
   if (msg->msg_iovlen > IOV_MAX) return fail(EMSGSIZE);
+  // ____sys_sendmsg copies the control data in before the protocol sees it.
+  if (msg->msg_controllen > INT_MAX) return fail(ENOBUFS);
+  if (msg->msg_controllen > 0 && msg->msg_control == nullptr) return fail(EFAULT);
   return do_send(fd, msg->msg_iov, msg->msg_iovlen, flags, static_cast<const sockaddr*>(msg->msg_name),
-                 msg->msg_name ? msg->msg_namelen : 0);
+                 msg->msg_name ? msg->msg_namelen : 0, msg);
 }
 
 ssize_t Runtime::recvmsg(int fd, msghdr* msg, int flags) {
@@ -276,12 +392,13 @@ ssize_t Runtime::recvmsg(int fd, msghdr* msg, int flags) {
   if (msg->msg_iovlen > IOV_MAX) return fail(EMSGSIZE);
   socklen_t nl = msg->msg_namelen;
   int mf = 0;
+  CmsgWriter w(msg->msg_control, msg->msg_controllen);
   ssize_t n = do_recv(fd, msg->msg_iov, msg->msg_iovlen, flags, static_cast<sockaddr*>(msg->msg_name),
-                      msg->msg_name ? &nl : nullptr, &mf);
+                      msg->msg_name ? &nl : nullptr, &mf, &w);
   if (n < 0) return n;
   msg->msg_namelen = msg->msg_name ? nl : 0;
-  msg->msg_controllen = 0;  // no ancillary data
-  msg->msg_flags = mf;
+  msg->msg_controllen = w.used();  // put_cmsg: the bytes the cmsgs took
+  msg->msg_flags = mf | (w.truncated() ? MSG_CTRUNC : 0);
   return n;
 }
 

@@ -118,6 +118,14 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
         (name == SO_RCVTIMEO ? o->rcvtimeo : o->sndtimeo) = d;
         return 0;
       }
+      case kSoTimestampOld:
+      case kSoTimestampNsOld:
+      case kSoTimestampNew:
+      case kSoTimestampNsNew:
+        // Receive timestamps as ancillary data (native_cmsg.hpp).
+        if (int e = get_int()) return fail(e);
+        o->cm.set_timestamp(name, iv != 0);
+        return 0;
       case SO_REUSEADDR:
       case SO_REUSEPORT:
       case SO_KEEPALIVE:
@@ -125,6 +133,7 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       case SO_SNDBUF:
       case SO_RCVLOWAT:
       case SO_PRIORITY:
+      case SO_OOBINLINE:
       case SO_BROADCAST: {
         if (int e = get_int()) return fail(e);
         if (name == SO_PRIORITY) {
@@ -167,6 +176,10 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
           case SO_BROADCAST:
             o->broadcast = on;
             if (u) u->set_broadcast(on);
+            break;
+          case SO_OOBINLINE:  // sock_valbool_flag(SOCK_URGINLINE); any socket type
+            if (t) t->options().oobinline = on;
+            else o->oobinline = on;
             break;
         }
         if (t) e_.after_call_locked();
@@ -234,7 +247,9 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
     return 0;
   }
   if (level == IPPROTO_IP) {
-    if (name != IP_TOS && name != IP_TTL) return fail(ENOPROTOOPT);
+    const bool recv_flag =
+        name == IP_PKTINFO || name == IP_RECVTTL || name == IP_RECVTOS || name == IP_RECVORIGDSTADDR;
+    if (name != IP_TOS && name != IP_TTL && !recv_flag) return fail(ENOPROTOOPT);
     // ip_setsockopt: an int, or a single byte when shorter.
     if (len >= sizeof(int)) {
       if (val == nullptr) return fail(EFAULT);
@@ -242,6 +257,21 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
     } else if (len >= 1) {
       if (val == nullptr) return fail(EFAULT);
       iv = *static_cast<const unsigned char*>(val);
+    }
+    if (recv_flag) {
+      // Ancillary data for recvmsg (native_cmsg.hpp); any length, 0 bytes
+      // meaning off, as ip_setsockopt. TCP keeps them and delivers none.
+      const bool on = iv != 0;
+      switch (name) {
+        case IP_PKTINFO:
+          o->cm.pktinfo = on;
+          if (u) u->set_recv_pktinfo(on);  // datagrams queued from now on record it
+          break;
+        case IP_RECVTTL: o->cm.ttl = on; break;
+        case IP_RECVTOS: o->cm.tos = on; break;
+        default: o->cm.origdst = on; break;
+      }
+      return 0;
     }
     if (name == IP_TOS) {
       int old = t ? t->options().tos : u->tos();
@@ -298,8 +328,13 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       case SO_SNDBUF: return put_int(static_cast<int>(t ? t->sndbuf() : u->sndbuf()));
       case SO_RCVLOWAT: return put_int(o->rcvlowat);
       case SO_BROADCAST: return put_int(o->broadcast);
+      case SO_OOBINLINE: return put_int(t ? t->options().oobinline : o->oobinline);
       case SO_PRIORITY: return put_int(o->priority);
-      case SO_SNDLOWAT: return put_int(1);  // Linux: fixed at 1, cannot be set (ENOPROTOOPT)
+      case SO_SNDLOWAT: return put_int(1);
+      case kSoTimestampOld:
+      case kSoTimestampNsOld:
+      case kSoTimestampNew:
+      case kSoTimestampNsNew: return put_int(o->cm.timestamp_reported(name) ? 1 : 0);  // Linux: fixed at 1, cannot be set (ENOPROTOOPT)
       case SO_LINGER: {
         linger l{};
         l.l_onoff = t ? t->options().linger_on : o->linger_on;
@@ -403,6 +438,10 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
     int v;
     if (name == IP_TOS) v = t ? t->options().tos : u->tos();
     else if (name == IP_TTL) v = t ? (t->options().ttl ? t->options().ttl : 64) : u->ttl();
+    else if (name == IP_PKTINFO) v = o->cm.pktinfo;
+    else if (name == IP_RECVTTL) v = o->cm.ttl;
+    else if (name == IP_RECVTOS) v = o->cm.tos;
+    else if (name == IP_RECVORIGDSTADDR) v = o->cm.origdst;
     else if (name == IP_MTU) {
       // The path MTU of the connected route; no route yet: ENOTCONN.
       bool routed = t ? (t->state() != TcpState::Closed && t->state() != TcpState::Listen) : u->remote().has_value();

@@ -509,6 +509,7 @@ int Runtime::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   n->rcvlowat = o->rcvlowat;
   n->rcvbuf_set = o->rcvbuf_set;
   n->broadcast = o->broadcast;
+  n->cm = o->cm;  // sk_clone copies the flags, inet_sk the cmsg flags
   c->set_observer(&e_, n.get());
   Endpoint peer = c->remote();
   int nfd = install_locked(std::move(n));
@@ -690,8 +691,9 @@ int Runtime::ioctl(int fd, unsigned long req, void* arg) {
   if (arg == nullptr) return fail(EFAULT);
   int v = 0;
   if (req == SIOCATMARK && o->tcp) {
-    // tcp_ioctl: at the urgent mark. Urgent data is delivered inline (see
-    // docs/compat.md), so the stream is never stopped at a mark.
+    // tcp_ioctl SIOCATMARK: urg_data && urg_seq == copied_seq (in any state,
+    // LISTEN too, unlike SIOCINQ).
+    v = o->tcp->at_urgent_mark() ? 1 : 0;
     std::memcpy(arg, &v, sizeof v);
     return 0;
   }
@@ -709,7 +711,7 @@ int Runtime::ioctl(int fd, unsigned long req, void* arg) {
   if (o->kind == Obj::Kind::Epoll) return fail(ENOTTY);
   if (o->tcp) {
     if (o->tcp->state() == TcpState::Listen) return fail(EINVAL);
-    size_t n = req == FIONREAD ? o->tcp->bytes_readable()
+    size_t n = req == FIONREAD ? o->tcp->inq()
                : req == SIOCOUTQ ? o->tcp->bytes_unacked_or_unsent()
                                  : o->tcp->bytes_unsent();
     v = static_cast<int>(std::min<size_t>(n, INT_MAX));

@@ -15,9 +15,17 @@
 //  - A state change made by one application thread (close, shutdown,
 //    epoll_ctl, ...) wakes the other threads' blocking waits by running one
 //    engine poll, which notifies the engine's waiters.
-//  - MSG_OOB: send fails with EOPNOTSUPP (no urgent data); recv gives EINVAL
-//    on TCP (as Linux with no urgent data), EOPNOTSUPP on UDP.
-//  - No ancillary data (msg_controllen is set to 0); MSG_ERRQUEUE gives EAGAIN.
+//  - MSG_OOB (TCP urgent data) as Linux: send marks the call's last byte
+//    urgent; recv(MSG_OOB) returns the byte kept aside (EINVAL / EAGAIN as
+//    tcp_recv_urg), reads stop at the mark, SIOCATMARK, SO_OOBINLINE,
+//    POLLPRI/EPOLLPRI. No SIGURG (there is no F_SETOWN). UDP: EOPNOTSUPP.
+//  - Ancillary data (native_cmsg.hpp): recvmsg delivers IP_PKTINFO, IP_TTL,
+//    IP_TOS, IP_ORIGDSTADDR and SO_TIMESTAMP* on UDP, SO_TIMESTAMP* on TCP;
+//    stamps have microsecond resolution, and a TCP stamp is when in-order
+//    data last arrived (Linux: the last segment read). sendmsg takes
+//    IP_PKTINFO/IP_TTL/IP_TOS on UDP; UDP_SEGMENT, IP_RETOPTS and
+//    SO_TIMESTAMPING cmsgs give EINVAL, an IP_PKTINFO ifindex other than
+//    ours ENETUNREACH (ENODEV when no such interface). MSG_ERRQUEUE gives EAGAIN.
 //  - Kernel fds cannot be added to xstack epoll instances (EPERM); xstack
 //    epoll instances nest in each other as Linux's do (ELOOP on a cycle or
 //    beyond 4 levels). xs_poll accepts kernel fds, looking at them every
@@ -52,6 +60,8 @@ struct xs_config;
 struct xs_zc_iov;
 
 namespace xs::native {
+
+class CmsgWriter;
 
 class Runtime {
  public:
@@ -165,9 +175,12 @@ class Runtime {
   void detach_locked(Obj& o);
   bool claim_and_bind_locked(Obj& o, Endpoint ep, int* err);
   bool autobind_locked(Obj& o, int* err);
-  ssize_t do_send(int fd, const iovec* iov, size_t iovcnt, int flags, const sockaddr* to, socklen_t tolen);
+  // Ancillary data (native_cmsg.hpp): sendmsg's msghdr `ctl` for its
+  // control data; recvmsg's cmsgs are written through `cmsgs`.
+  ssize_t do_send(int fd, const iovec* iov, size_t iovcnt, int flags, const sockaddr* to, socklen_t tolen,
+                  const msghdr* ctl = nullptr);
   ssize_t do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, sockaddr* from, socklen_t* fromlen,
-                  int* msg_flags);
+                  int* msg_flags, CmsgWriter* cmsgs = nullptr);
   uint32_t readiness_locked(Obj& o);
   // *lt_reported: a level-triggered registration was reported (it stays ready).
   int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported = nullptr);

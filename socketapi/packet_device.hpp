@@ -35,6 +35,8 @@ class PacketDevice : public FrameSink {
   virtual void remove_flow(uint8_t proto, Ipv4Addr local, uint16_t port) = 0;
   virtual MacAddr mac() const = 0;
   virtual uint16_t mtu() const = 0;
+  // The kernel's index of the interface (IP_PKTINFO's ipi_ifindex); 0 when none.
+  virtual int ifindex() const { return 0; }
   virtual DeviceCounters counters() const = 0;
   virtual std::string name() const = 0;
 };

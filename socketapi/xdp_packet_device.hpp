@@ -23,6 +23,7 @@ class XdpPacketDevice final : public PacketDevice {
   void remove_flow(uint8_t proto, Ipv4Addr local, uint16_t port) override;
   MacAddr mac() const override { return dev_->mac(); }
   uint16_t mtu() const override { return static_cast<uint16_t>(dev_->mtu()); }
+  int ifindex() const override { return dev_->ifindex(); }
   DeviceCounters counters() const override;
   std::string name() const override { return "xdp:" + dev_->ifname(); }
 

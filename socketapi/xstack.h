@@ -72,7 +72,7 @@ int xs_setsockopt(int fd, int level, int name, const void* val, socklen_t len);
 int xs_getsockname(int fd, struct sockaddr* addr, socklen_t* len);
 int xs_getpeername(int fd, struct sockaddr* addr, socklen_t* len);
 int xs_fcntl(int fd, int cmd, ... /* int arg */);  /* F_GETFL, F_SETFL (O_NONBLOCK), F_GETFD, F_SETFD */
-int xs_ioctl(int fd, unsigned long req, ... /* int* arg */); /* FIONREAD, FIONBIO, SIOCOUTQ, SIOCOUTQNSD */
+int xs_ioctl(int fd, unsigned long req, ... /* int* arg */); /* FIONREAD, FIONBIO, SIOCOUTQ, SIOCOUTQNSD, SIOCATMARK */
 
 /* Readiness, as Linux reports it for the same socket state. */
 int xs_poll(struct pollfd* fds, nfds_t n, int timeout_ms);

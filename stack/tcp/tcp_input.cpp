@@ -86,6 +86,7 @@ void TcpSocket::on_cookie_ack(Instant now, const TcpRepr& ack, uint16_t mss,
   enter_established(now);
   move_to_accept_queue(now);
   if (!ack.payload.empty() || ack.has(tcpflag::kFin)) {
+    process_urg(ack);
     process_data(now, ack);
     if (ack.has(tcpflag::kFin)) process_fin(now);
   }
@@ -318,6 +319,8 @@ bool TcpSocket::process_ack(Instant now, const TcpRepr& seg) {
     }
     take_rtt_sample(now, seg, seg.ack);
     snd_una_ = seg.ack;
+    // Linux tcp_clean_rtx_queue: urgent mode ends once SND.UP is acknowledged.
+    if (snd_up_ && *snd_up_ <= snd_una_) snd_up_.reset();
     sb_.on_ack(snd_una_);
     if (high_rxt_ < snd_una_) high_rxt_ = snd_una_;
     retries_ = 0;
@@ -462,6 +465,9 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
       return;
     default: break;
   }
+  // Sixth: the URG bit (Linux tcp_urg runs for every segment while an urgent
+  // byte is awaited).
+  if (seg.has(tcpflag::kUrg) || urg_state_ == UrgState::NotYet) [[unlikely]] process_urg(seg);
   // Seventh: segment text.
   bool has_text = !seg.payload.empty();
   if (has_text) {
@@ -492,6 +498,41 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
     }
   }
   if (state_ != TcpState::Closed) transmit(now);
+}
+
+void TcpSocket::process_urg(const TcpRepr& seg) {
+  if (seg.has(tcpflag::kUrg)) check_urg(seg);
+  // Linux tcp_urg: take the urgent byte from the first segment that carries
+  // it, which may come after the one that announced the pointer.
+  if (urg_state_ != UrgState::NotYet) return;
+  const Seq data_seq = seg.seq + (seg.has(tcpflag::kSyn) ? 1u : 0u);
+  const uint32_t off = static_cast<uint32_t>(urg_seq_ - data_seq);
+  if (off < seg.payload.size()) {
+    urg_byte_ = seg.payload[off];
+    urg_state_ = UrgState::Valid;
+    notify();  // EPOLLPRI
+  }
+}
+
+void TcpSocket::check_urg(const TcpRepr& seg) {
+  // Linux tcp_check_urg. RFC 6093 / RFC 9293 3.8.5 leave the BSD reading in
+  // use everywhere: the pointer is one past the urgent byte (tcp_stdurg = 0).
+  uint32_t up = seg.urgent;
+  if (up != 0) up--;
+  const Seq ptr = seg.seq + up;
+  const Seq copied = read_seq();
+  // Urgent data already seen and read, or already received (no replay).
+  if (copied > ptr || ptr < rcv_nxt_) return;
+  // A newer (or the same) pointer is already known.
+  if (urg_state_ != UrgState::None && ptr <= urg_seq_) return;
+  // The old urgent byte is next to read and would be read again as data once
+  // the mark moves: drop it from the stream (only at the ring's front).
+  if (urg_seq_ == copied && urg_state_ != UrgState::None && !opt_.oobinline && copied != rcv_nxt_ &&
+      rcv_lent_ == 0 && !rcv_buf_.empty()) {
+    rcv_buf_.consume(1);
+  }
+  urg_state_ = UrgState::NotYet;
+  urg_seq_ = ptr;
 }
 
 void TcpSocket::process_data(Instant now, const TcpRepr& seg) {

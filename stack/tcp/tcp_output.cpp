@@ -78,6 +78,18 @@ void TcpSocket::send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_
   h.seq = seq;
   h.flags = flags;
   if (flags & tcpflag::kAck) h.ack = rcv_nxt_;
+  // Linux __tcp_transmit_skb: while in urgent mode every segment starting
+  // before SND.UP carries URG and the pointer as an offset from its SEQ
+  // (RFC 9293 3.8.5), clamped to 0xFFFF when SND.UP is 64 KiB or more ahead.
+  if (snd_up_ && seq < *snd_up_) [[unlikely]] {
+    if (*snd_up_ < seq + 0x10000u) {
+      h.urgent = static_cast<uint16_t>(*snd_up_ - seq);
+      h.flags |= tcpflag::kUrg;
+    } else if (seq + 0xFFFFu > snd_nxt_) {
+      h.urgent = 0xFFFF;
+      h.flags |= tcpflag::kUrg;
+    }
+  }
   h.window = window_to_advertise();
   build_options(h.opts, flags, now);
   std::array<Bytes, 2> payload{};
@@ -170,6 +182,8 @@ void TcpSocket::flush_ack(Instant now) {
 
 bool TcpSocket::nagle_allows(Instant now, uint32_t len) {
   (void)len;
+  // Linux tcp_nagle_test: no Nagle, cork or MSG_MORE hold in urgent mode.
+  if (snd_up_) return true;
   // TCP_CORK and MSG_MORE hold a partial segment until uncorked, more data
   // completes it, or the cork limit (200 ms, as Linux) expires.
   if (opt_.cork || more_pending_) {

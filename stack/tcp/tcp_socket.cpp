@@ -125,6 +125,8 @@ Status<SockError> TcpSocket::connect(Instant now, Endpoint remote) {
   soft_error_.reset();
   fin_received_ = false;
   shutdown_ = 0;
+  snd_up_.reset();
+  urg_state_ = UrgState::None;
   const TcpConfig& c = layer_.cfg();
   iss_ = layer_.isn().isn(now, local_.addr, local_.port, remote.addr, remote.port);
   ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote.addr) : 0;
@@ -177,7 +179,7 @@ void TcpSocket::detach_from_listener() {
   listener_ = nullptr;
 }
 
-Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) {
+Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more, bool urgent) {
   // Linux tcp_sendmsg_locked + sk_stream_wait_connect.
   if (state_ != TcpState::Established && state_ != TcpState::CloseWait) {
     if (error_) return unexpected(*take_error());
@@ -199,6 +201,9 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more) 
   size_t n = snd_buf_.push(data.first(want));
   more_pending_ = more;
   if (!more) cork_expired_ = false;
+  // Linux tcp_push -> tcp_mark_urg: SND.UP = write_seq, before the push, so
+  // the segment carrying the urgent byte has URG (tcp_output.cpp).
+  if (urgent && n > 0) snd_up_ = snd_buf_seq_ + static_cast<uint32_t>(snd_buf_.size());
   transmit(now);
   layer_.reschedule(this);
   return n;
@@ -211,18 +216,68 @@ Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek
     // The ring frees bytes only from its front, where lent bytes sit: a
     // consuming read must wait until they are released (MSG_PEEK may look).
     if (rcv_lent_ > 0 && !peek) return unexpected(SockError::Busy);
-    size_t n = rcv_buf_.read(out, rcv_lent_);
-    if (!peek) {
-      rcv_buf_.consume(n);
-      after_rcv_consume(now, n);
+    const size_t avail = rcv_buf_.size() - rcv_lent_;
+    size_t skip = 0;
+    if (urg_state_ != UrgState::None) {
+      // Linux tcp_recvmsg: a read stops before the urgent byte; one starting
+      // at it passes over it unless SO_OOBINLINE (it is read with MSG_OOB).
+      const uint32_t urg_off = static_cast<uint32_t>(urg_seq_ - read_seq());
+      if (urg_off < avail) {
+        if (urg_off > 0) out = out.first(std::min<size_t>(out.size(), urg_off));
+        else if (!opt_.oobinline) skip = 1;
+      }
     }
-    return n;
+    size_t n = skip < avail ? rcv_buf_.read(out, rcv_lent_ + skip) : 0;
+    if (!peek) {
+      rcv_buf_.consume(skip + n);
+      urg_after_read();
+      after_rcv_consume(now, skip + n);
+    }
+    if (n > 0) return n;
+    // Only the skipped urgent byte was queued: as if nothing were (below).
   }
   if (fin_received_) return size_t{0};
   if (error_) return unexpected(*take_error());
   if (shutdown_ & kRcvShutdown) return size_t{0};
   if (state_ == TcpState::Closed) return unexpected(SockError::NotConnected);
   return unexpected(SockError::WouldBlock);
+}
+
+Expected<std::optional<uint8_t>, SockError> TcpSocket::recv_urgent(bool peek) {
+  // Linux tcp_recvmsg_locked (LISTEN: ENOTCONN), then tcp_recv_urg.
+  if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
+  if (opt_.oobinline || urg_state_ == UrgState::None || urg_state_ == UrgState::Read)
+    return unexpected(SockError::InvalidArgument);
+  if (state_ == TcpState::Closed && !fin_received_) return unexpected(SockError::NotConnected);
+  if (urg_state_ == UrgState::Valid) {
+    if (!peek) urg_state_ = UrgState::Read;
+    return std::optional<uint8_t>(urg_byte_);
+  }
+  if (state_ == TcpState::Closed || (shutdown_ & kRcvShutdown)) return std::optional<uint8_t>();
+  // "this call should never block, independent of the blocking state of the socket"
+  return unexpected(SockError::WouldBlock);
+}
+
+bool TcpSocket::at_urgent_mark() const {
+  return urg_state_ != UrgState::None && urg_seq_ == read_seq();
+}
+
+bool TcpSocket::has_normal_data() const {
+  return bytes_readable() > (at_urgent_mark() && !opt_.oobinline ? 1u : 0u);
+}
+
+size_t TcpSocket::inq() const {
+  if (state_ == TcpState::SynSent || state_ == TcpState::SynReceived) return 0;
+  const Seq rd = read_seq();
+  if (opt_.oobinline || urg_state_ == UrgState::None || urg_seq_ < rd || urg_seq_ >= rd + static_cast<uint32_t>(bytes_readable()))
+    return bytes_readable();
+  return static_cast<uint32_t>(urg_seq_ - rd);
+}
+
+void TcpSocket::urg_after_read() {
+  // Linux tcp_recvmsg: once copied_seq passes urg_seq the urgent data is
+  // over, read with MSG_OOB or not (an unread urgent byte is lost).
+  if (urg_state_ != UrgState::None && read_seq() > urg_seq_) urg_state_ = UrgState::None;
 }
 
 void TcpSocket::after_rcv_consume(Instant now, size_t n) {
@@ -254,6 +309,7 @@ Expected<std::array<Bytes, 2>, SockError> TcpSocket::zc_borrow(size_t max_len, s
     std::array<Bytes, 2> segs = rcv_buf_.segments(rcv_lent_, std::min(avail, max_len));
     if (max_spans < 2) segs[1] = Bytes{};
     rcv_lent_ += segs[0].size() + segs[1].size();
+    urg_after_read();  // lent bytes are read; the urgent byte is lent inline
     return segs;
   }
   if (avail > 0) return std::array<Bytes, 2>{};  // nothing asked for
@@ -419,6 +475,7 @@ void TcpSocket::reset_connection(Instant now, SockError err) {
   persist_ = false;
   snd_buf_.clear();
   fin_queued_ = false;
+  snd_up_.reset();
   recovery_ = Recovery::None;
   sb_.reset();
   set_state(TcpState::Closed);
@@ -521,7 +578,9 @@ uint32_t TcpSocket::readiness() const {
   if (shutdown_ == (kRcvShutdown | kSendShutdown) || state_ == TcpState::Closed) mask |= ev::kHup;
   if (shutdown_ & kRcvShutdown) mask |= ev::kIn | ev::kRdNorm | ev::kRdHup;
   if (state_ != TcpState::SynSent && state_ != TcpState::SynReceived) {
-    if (bytes_readable() >= std::max<uint32_t>(opt_.rcvlowat, 1)) mask |= ev::kIn | ev::kRdNorm;
+    // At the mark without SO_OOBINLINE the urgent byte is not readable data.
+    const size_t target = std::max<uint32_t>(opt_.rcvlowat, 1) + (at_urgent_mark() && !opt_.oobinline ? 1 : 0);
+    if (bytes_readable() >= target) mask |= ev::kIn | ev::kRdNorm;
     if (!(shutdown_ & kSendShutdown)) {
       // sk_stream_is_writeable: free space at least half of what is queued.
       size_t queued = snd_buf_.size();
@@ -531,6 +590,7 @@ uint32_t TcpSocket::readiness() const {
       mask |= ev::kOut | ev::kWrNorm;
     }
   }
+  if (urg_state_ == UrgState::Valid) mask |= ev::kPri;  // urg_data & TCP_URG_VALID
   if (error_) mask |= ev::kErr;
   return mask;
 }

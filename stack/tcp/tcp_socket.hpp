@@ -58,6 +58,7 @@ struct TcpSocketOptions {
   uint8_t ttl = 0;            // IP_TTL (0: stack default)
   uint32_t rcvlowat = 1;      // SO_RCVLOWAT
   uint32_t syn_count = 0;     // TCP_SYNCNT (0: stack default)
+  bool oobinline = false;     // SO_OOBINLINE: urgent bytes stay in the stream
 };
 
 class TcpSocket {
@@ -72,9 +73,27 @@ class TcpSocket {
   Expected<TcpSocket*, SockError> accept(Instant now);
   // Queues data; returns bytes taken (may be fewer than offered), WouldBlock
   // when the buffer is full. `more` = MSG_MORE (hold a partial segment).
-  Expected<size_t, SockError> send(Instant now, Bytes data, bool more = false);
-  // Copies received data; 0 means end of stream. `peek` = MSG_PEEK.
+  // `urgent` = MSG_OOB: when bytes were taken, the last byte queued is urgent
+  // (Linux tcp_mark_urg: SND.UP = the end of the queue).
+  Expected<size_t, SockError> send(Instant now, Bytes data, bool more = false, bool urgent = false);
+  // Copies received data; 0 means end of stream. `peek` = MSG_PEEK. Stops at
+  // the urgent mark and, without SO_OOBINLINE, passes over the urgent byte
+  // (Linux tcp_recvmsg).
   Expected<size_t, SockError> recv(Instant now, MutBytes out, bool peek = false);
+  // recv(MSG_OOB), Linux tcp_recv_urg: the urgent byte kept aside (marked
+  // read unless `peek`), or nullopt at end of stream; InvalidArgument with
+  // SO_OOBINLINE, with no urgent data, or when it was read; NotConnected
+  // after a reset; WouldBlock (never blocks) while the urgent pointer is
+  // known but the byte has not arrived.
+  Expected<std::optional<uint8_t>, SockError> recv_urgent(bool peek);
+  // SIOCATMARK (Linux tcp_ioctl): the next byte to read is the urgent mark.
+  bool at_urgent_mark() const;
+  // Whether a recv() would return data now (the urgent byte at the mark,
+  // skipped without SO_OOBINLINE, does not count).
+  bool has_normal_data() const;
+  // FIONREAD / SIOCINQ, Linux tcp_inq: bytes up to the urgent mark while one
+  // is ahead (without SO_OOBINLINE), else all queued bytes.
+  size_t inq() const;
   Status<SockError> shutdown(Instant now, bool read, bool write);
 
   // ---- zero-copy (docs/zerocopy.md) ----------------------------------------
@@ -139,6 +158,8 @@ class TcpSocket {
   size_t accept_queue_len() const { return accept_q_.size(); }
   int backlog() const { return backlog_; }
   TcpInfo info(Instant now) const;
+  // When in-order data last arrived (SO_TIMESTAMP on recvmsg; Instant{} before any).
+  Instant last_data_received() const { return last_data_rcv_; }
   // One line of internal sequence state, for diagnostics (xstack-stat -v, test failures).
   std::string debug_string() const;
   bool sack_enabled() const { return sack_ok_; }
@@ -184,6 +205,15 @@ class TcpSocket {
   void take_peer_options(const TcpRepr& syn);
   void challenge_ack(Instant now);
   void enter_established(Instant now);
+  // Urgent data, RFC 9293 3.10.7.4 sixth check (Linux tcp_urg / tcp_check_urg).
+  void process_urg(const TcpRepr& seg);
+  void check_urg(const TcpRepr& seg);
+  // The sequence number of the next byte the application reads (Linux copied_seq).
+  Seq read_seq() const {
+    return rcv_nxt_ - static_cast<uint32_t>(rcv_buf_.size() - rcv_lent_) - (fin_received_ ? 1u : 0u);
+  }
+  // Reading moved past the urgent byte: the urgent state ends (tcp_recvmsg).
+  void urg_after_read();
 
   // ---- loss recovery and RTT (tcp_recovery.cpp) -----------------------------
   void on_ack_advanced(Instant now, uint32_t acked, uint32_t flight_before, bool rtx_acked_only);
@@ -287,6 +317,9 @@ class TcpSocket {
   bool fin_queued_ = false;
   Seq snd_sml_;                 // end of the last small segment sent (Minshall's Nagle)
   bool more_pending_ = false;   // MSG_MORE held data
+  // SND.UP (Linux snd_up, BSD interpretation: one past the urgent byte) while
+  // urgent mode lasts, i.e. until SND.UNA reaches it (tcp_clean_rtx_queue).
+  std::optional<Seq> snd_up_;
   Instant cork_started_ = kNever;
 
   // Receive sequence space.
@@ -295,6 +328,14 @@ class TcpSocket {
   size_t rcv_lent_ = 0;       // zero-copy: bytes at the front of rcv_buf_ lent to the application
   size_t snd_reserved_ = 0;   // zero-copy: bytes after snd_buf_.size() reserved by zc_reserve
   Assembler ofo_;
+  // Received urgent data (Linux tp->urg_data / urg_seq): the pointer is known
+  // (NotYet), the byte arrived and is kept aside (Valid, read with MSG_OOB),
+  // or it was read (Read). The byte also stays in rcv_buf_ at urg_seq_, where
+  // recv() stops and, without SO_OOBINLINE, skips it.
+  enum class UrgState : uint8_t { None, NotYet, Valid, Read };
+  UrgState urg_state_ = UrgState::None;
+  uint8_t urg_byte_ = 0;
+  Seq urg_seq_;  // the urgent byte (the pointer minus one, RFC 6093)
   uint32_t rcvbuf_ = 0, sndbuf_ = 0;
   bool rcvbuf_locked_ = false, sndbuf_locked_ = false;
   uint32_t rcv_ssthresh_ = 0;

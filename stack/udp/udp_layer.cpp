@@ -145,7 +145,7 @@ UdpSocket* UdpLayer::lookup(Ipv4Addr saddr, uint16_t sport, Ipv4Addr daddr, uint
 
 // ---- input ---------------------------------------------------------------------
 
-UdpInput UdpLayer::on_datagram(Instant, const Ipv4Packet& ip, bool broadcast) {
+UdpInput UdpLayer::on_datagram(Instant now, const Ipv4Packet& ip, bool broadcast) {
   auto d = parse_udp(ip.payload, ip.hdr.src, ip.hdr.dst, /*verify_checksum=*/true);
   if (!d) {
     // Linux counts a bad checksum as both InCsumErrors and InErrors.
@@ -154,8 +154,24 @@ UdpInput UdpLayer::on_datagram(Instant, const Ipv4Packet& ip, bool broadcast) {
     return UdpInput::Dropped;
   }
   const Endpoint from{ip.hdr.src, d->src_port};
+  UdpRxMeta meta;
+  meta.dst = ip.hdr.dst;
+  meta.dst_port = d->dst_port;
+  meta.ttl = ip.hdr.ttl;
+  meta.tos = ip.hdr.tos;
+  meta.arrival = now;
   auto deliver = [&](UdpSocket* s) {
-    if (s->enqueue(d->payload, from)) {
+    // ipv4_pktinfo_prepare runs as the datagram is queued: with IP_PKTINFO
+    // off then, the cmsg later reports interface 0 and spec_dst 0.
+    meta.pktinfo = s->recv_pktinfo_;
+    meta.spec_dst = Ipv4Addr{};
+    if (meta.pktinfo) {
+      // fib_compute_spec_dst: the destination itself when it is our unicast
+      // address, else the source we would answer the sender from.
+      if (ip_.is_local(ip.hdr.dst)) meta.spec_dst = ip.hdr.dst;
+      else if (auto src = ip_.source_for(from.addr)) meta.spec_dst = *src;
+    }
+    if (s->enqueue(d->payload, from, meta)) {
       ++c_.udp_in_datagrams;
     } else {
       ++c_.udp_rcvbuf_errors;

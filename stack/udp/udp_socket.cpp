@@ -80,7 +80,8 @@ void UdpSocket::disconnect() {
 
 // ---- sending ------------------------------------------------------------------
 
-Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::optional<Endpoint> dst) {
+Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::optional<Endpoint> dst,
+                                               const TxOverrides* ov) {
   IpLayer& ip = layer_.ip_;
   StackCounters& c = layer_.c_;
   // inet_send_prepare autobinds before udp_sendmsg looks at anything. The
@@ -101,9 +102,23 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
   auto route_src = ip.source_for(to.addr);
   if (!route_src) return unexpected(SockError::NetUnreachable);
   if (ip.is_broadcast(to.addr) && !broadcast_) return unexpected(SockError::AccessDenied);
-  const Ipv4Addr src = local_.addr.is_unspecified() || ip.is_broadcast(local_.addr) || local_.addr.is_multicast()
-                           ? *route_src
-                           : local_.addr;
+  Ipv4Addr src = local_.addr.is_unspecified() || ip.is_broadcast(local_.addr) || local_.addr.is_multicast()
+                     ? *route_src
+                     : local_.addr;
+  if (ov != nullptr && ov->src) {
+    // IP_PKTINFO's ipi_spec_dst replaces the bound address (udp_sendmsg:
+    // saddr = ipc.addr), 0 leaving the choice to the route. The route lookup
+    // (ip_route_output_key_hash) refuses a multicast, broadcast source with
+    // EINVAL and one that is not ours with ENETUNREACH.
+    const Ipv4Addr want = *ov->src;
+    if (want.is_unspecified()) {
+      src = *route_src;
+    } else {
+      if (want.is_multicast() || want.is_broadcast()) return unexpected(SockError::InvalidArgument);
+      if (!ip.is_local(want)) return unexpected(SockError::NetUnreachable);
+      src = want;
+    }
+  }
 
   // sock_alloc_send_skb reports (and clears) a pending asynchronous error.
   if (auto e = take_error()) return unexpected(*e);
@@ -113,9 +128,10 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
   p.src = src;
   p.dst = to.addr;
   p.protocol = ipproto::kUdp;
-  p.tos = tos_;
-  // IP_MULTICAST_TTL defaults to 1; unicast and broadcast use IP_TTL.
-  p.ttl = to.addr.is_multicast() ? 1 : ttl();
+  p.tos = ov != nullptr && ov->tos ? *ov->tos : tos_;
+  // IP_MULTICAST_TTL defaults to 1; unicast and broadcast use IP_TTL (an
+  // IP_TTL cmsg overrides both: ip_setup_cork takes ipc->ttl first).
+  p.ttl = ov != nullptr && ov->ttl ? *ov->ttl : to.addr.is_multicast() ? 1 : ttl();
   // IP_PMTUDISC_WANT (Linux's default for UDP): DF on datagrams that fit the
   // path MTU; larger ones are fragmented locally without DF.
   p.dont_frag = kIpv4MinHeaderLen + l4_len <= ip.path_mtu(to.addr);
@@ -149,6 +165,19 @@ UdpSocket::Rec UdpSocket::rec_at(size_t pos) const {
   std::memcpy(&r.from.addr.v, ring_.data() + pos + 4, 4);
   std::memcpy(&r.from.port, ring_.data() + pos + 8, 2);
   return r;
+}
+
+UdpRxMeta UdpSocket::meta_at(const Rec& r) const {
+  const uint8_t* h = ring_.data() + r.pos;
+  UdpRxMeta m;
+  std::memcpy(&m.dst_port, h + 10, 2);
+  std::memcpy(&m.dst.v, h + 12, 4);
+  std::memcpy(&m.spec_dst.v, h + 16, 4);
+  m.ttl = h[20];
+  m.tos = h[21];
+  m.pktinfo = (h[22] & 1) != 0;
+  std::memcpy(&m.arrival.us, h + 24, 8);
+  return m;
 }
 
 std::optional<size_t> UdpSocket::place(size_t n) const {
@@ -191,7 +220,7 @@ void UdpSocket::ensure_ring() {
   tail_ = q;
 }
 
-bool UdpSocket::enqueue(Bytes payload, Endpoint from) {
+bool UdpSocket::enqueue(Bytes payload, Endpoint from, const UdpRxMeta& meta) {
   const size_t charge = payload.size() + layer_.cfg_.datagram_overhead;
   // Like __udp_enqueue_schedule_skb, the queue is bounded by rcvbuf; an
   // empty queue takes any one datagram (Linux admits a datagram while the
@@ -213,6 +242,13 @@ bool UdpSocket::enqueue(Bytes payload, Endpoint from) {
   std::memcpy(rec, &len, 4);
   std::memcpy(rec + 4, &from.addr.v, 4);
   std::memcpy(rec + 8, &from.port, 2);
+  std::memcpy(rec + 10, &meta.dst_port, 2);
+  std::memcpy(rec + 12, &meta.dst.v, 4);
+  std::memcpy(rec + 16, &meta.spec_dst.v, 4);
+  rec[20] = meta.ttl;
+  rec[21] = meta.tos;
+  rec[22] = meta.pktinfo ? 1 : 0;
+  std::memcpy(rec + 24, &meta.arrival.us, 8);
   if (!payload.empty()) std::memcpy(rec + kRecHdr, payload.data(), payload.size());
   if (stored() == 0) head_ = *pos;
   if (count_ == 0) read_ = *pos;
@@ -236,6 +272,7 @@ Expected<UdpRecv, SockError> UdpSocket::recv_from(MutBytes out, bool peek) {
   UdpRecv r;
   r.from = rec.from;
   r.datagram_len = rec.len;
+  r.meta = meta_at(rec);
   r.copied = std::min<size_t>(rec.len, out.size());
   if (r.copied > 0) std::memcpy(out.data(), ring_.data() + rec.pos + kRecHdr, r.copied);
   if (!peek) {

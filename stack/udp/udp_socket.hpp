@@ -19,10 +19,26 @@ namespace xs {
 
 class UdpLayer;
 
+// What a received datagram carried besides its payload, kept per datagram
+// in the receive queue for ancillary data (IP_PKTINFO, IP_TTL, IP_TOS,
+// IP_ORIGDSTADDR, SO_TIMESTAMP*). Fixed size: no allocation per datagram.
+struct UdpRxMeta {
+  Ipv4Addr dst;             // the IP destination (ours, or a broadcast address)
+  uint16_t dst_port = 0;
+  uint8_t ttl = 0;
+  uint8_t tos = 0;
+  // IP_PKTINFO was on when the datagram was queued: Linux fills the interface
+  // and spec_dst only then (ipv4_pktinfo_prepare), else both are 0.
+  bool pktinfo = false;
+  Ipv4Addr spec_dst;        // the local address a reply would come from (fib_compute_spec_dst)
+  Instant arrival;          // when the frame reached the stack
+};
+
 struct UdpRecv {
   size_t copied = 0;        // bytes written to the caller's buffer
   size_t datagram_len = 0;  // full datagram length (what MSG_TRUNC returns)
   Endpoint from;
+  UdpRxMeta meta;
 };
 
 class UdpSocket {
@@ -42,8 +58,16 @@ class UdpSocket {
   // did not set explicitly is released again (Linux __udp_disconnect).
   void disconnect();
 
+  // Per-datagram overrides of the socket's settings (sendmsg ancillary data:
+  // IP_PKTINFO's ipi_spec_dst, IP_TTL, IP_TOS).
+  struct TxOverrides {
+    std::optional<Ipv4Addr> src;  // replaces the bound address (0: the route's choice)
+    std::optional<uint8_t> ttl;
+    std::optional<uint8_t> tos;
+  };
   // sendto(2)/send(2). dst overrides the connected peer.
-  Expected<size_t, SockError> send_to(Instant now, Bytes payload, std::optional<Endpoint> dst = std::nullopt);
+  Expected<size_t, SockError> send_to(Instant now, Bytes payload, std::optional<Endpoint> dst = std::nullopt,
+                                      const TxOverrides* ov = nullptr);
   // send(2): to the connected peer.
   Expected<size_t, SockError> send(Instant now, Bytes payload) { return send_to(now, payload, std::nullopt); }
   // recvfrom(2). Copies at most out.size() bytes of the next datagram; the
@@ -90,6 +114,11 @@ class UdpSocket {
   // IP_TTL: 1..255, or -1 for the default; anything else is EINVAL.
   Status<SockError> set_ttl(int ttl);
   uint8_t ttl() const;
+  // IP_PKTINFO: datagrams queued while it is on record the interface's
+  // spec_dst (see UdpRxMeta::pktinfo); the other receive options only shape
+  // what the API layer reports and live there.
+  void set_recv_pktinfo(bool on) { recv_pktinfo_ = on; }
+  bool recv_pktinfo() const { return recv_pktinfo_; }
 
   // getsockname / getpeername.
   Endpoint local() const { return local_; }
@@ -106,8 +135,9 @@ class UdpSocket {
 
  private:
   friend class UdpLayer;
-  // Bytes of each queued record before its payload: length, source address and port.
-  static constexpr size_t kRecHdr = 12;
+  // Bytes of each queued record before its payload: length, source address
+  // and port, then the UdpRxMeta fields (layout at ring_ below).
+  static constexpr size_t kRecHdr = 32;
   // A length field with this value marks the rest of the ring as unused: the
   // next record starts at offset 0.
   static constexpr uint32_t kWrapMark = 0xffffffff;
@@ -115,7 +145,7 @@ class UdpSocket {
   explicit UdpSocket(UdpLayer& layer);
 
   // Appends a datagram; false (and nothing queued) when rcvbuf is exhausted.
-  bool enqueue(Bytes payload, Endpoint from);
+  bool enqueue(Bytes payload, Endpoint from, const UdpRxMeta& meta);
   void set_error(SockError e);
   void notify() { if (observer_ != nullptr) observer_->on_socket_event(cookie_); }
   bool autobind(std::optional<Endpoint> remote);
@@ -127,6 +157,7 @@ class UdpSocket {
     Endpoint from;
   };
   Rec rec_at(size_t pos) const;  // pos: a record's offset, or where the writer wrapped
+  UdpRxMeta meta_at(const Rec& r) const;
   size_t stored() const { return count_ + lent_; }
   // Offset for a record of n bytes, or nullopt when the ring has no room.
   std::optional<size_t> place(size_t n) const;
@@ -150,14 +181,17 @@ class UdpSocket {
   bool reuseport_ = false;
   uint8_t tos_ = 0;
   int ttl_ = -1;
+  bool recv_pktinfo_ = false;
 
   std::optional<SockError> error_;
   SocketObserver* observer_ = nullptr;
   void* cookie_ = nullptr;
 
-  // Receive queue: records [len u32][addr u32][port u16][pad u16][payload]
-  // back to back in a ring, allocated on first use and grown only by
-  // set_rcvbuf (deferred while datagrams are lent, since growing moves them).
+  // Receive queue: records [len u32][src addr u32][src port u16][dst port u16]
+  // [dst addr u32][spec_dst u32][ttl u8][tos u8][flags u8][pad u8]
+  // [arrival i64][payload] (flags bit 0: UdpRxMeta::pktinfo) back to back in
+  // a ring, allocated on first use and grown only by set_rcvbuf (deferred
+  // while datagrams are lent, since growing moves them).
   // Stored records are [head_, tail_); the first lent_ of them are lent to
   // the application, the count_ after them (from read_) are readable.
   std::vector<uint8_t> ring_;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -449,6 +450,18 @@ std::string Session::norm(const sockaddr_in& sa) const {
   return s;
 }
 
+std::string Session::norm_addr(uint32_t addr_net) const {
+  const uint32_t a = ntohl(addr_net);
+  if (a == local_ip) return "LOCAL";
+  if (a == kPeerIp) return "PEER";
+  if (a == 0) return "ANY";
+  char b[INET_ADDRSTRLEN];
+  in_addr ia{addr_net};
+  return inet_ntop(AF_INET, &ia, b, sizeof(b));
+}
+
+int Session::lab_ifindex() const { return int(if_nametoindex(g_lab.if_a.c_str())); }
+
 int Session::tcp_socket(int flags) { return int(rec_fd("socket", ops.socket(AF_INET, SOCK_STREAM | flags, 0))); }
 
 long Session::connect_to_peer(int fd, uint16_t port, const char* step) {
@@ -617,6 +630,23 @@ long Session::peer_send(int fd, const std::string& data) {
   const ssize_t r = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
   const int e = errno;
   log_result("peer.send", r, e);
+  return r;
+}
+
+long Session::peer_send_flags(int fd, const std::string& data, int flags, const char* step) {
+  const ssize_t r = ::send(fd, data.data(), data.size(), flags | MSG_NOSIGNAL);
+  const int e = errno;
+  log_result(step, r, e);
+  return r;
+}
+
+long Session::peer_recv_oob(int fd, int flags, int timeout_ms, const char* step) {
+  pollfd p{fd, POLLPRI, 0};
+  if (::poll(&p, 1, timeout_ms) <= 0) line(std::string(step) + " -> no POLLPRI");
+  char c = 0;
+  const ssize_t r = ::recv(fd, &c, 1, flags | MSG_OOB | MSG_DONTWAIT);
+  const int e = errno;
+  log_result(step, r, e, r > 0 ? quote(std::string(1, c)) : "");
   return r;
 }
 

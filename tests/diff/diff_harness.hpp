@@ -48,6 +48,9 @@ class Session {
   sockaddr_in local(uint16_t port) const;
   sockaddr_in peer(uint16_t port) const;
   std::string norm(const sockaddr_in& sa) const;  // LOCAL:20001, PEER:EPH, ...
+  std::string norm_addr(uint32_t addr_net) const;  // LOCAL, PEER, or dotted (network order in)
+  // The kernel's index of the lab interface both runs use (namespace a).
+  int lab_ifindex() const;
 
   // ---- the body's socket (through ops), logged ----------------------------
   int tcp_socket(int extra_type_flags = 0);
@@ -74,6 +77,11 @@ class Session {
   // progress (logged as EINPROGRESS).
   int peer_connect(uint16_t port, bool nonblocking = false);
   long peer_send(int fd, const std::string& data);
+  // send(2) with flags (MSG_OOB, ...), logged under `step`.
+  long peer_send_flags(int fd, const std::string& data, int flags, const char* step);
+  // Urgent data: waits up to timeout_ms for POLLPRI (logged as timeout when
+  // it does not come), then recv(1, MSG_OOB | flags | MSG_DONTWAIT), logged.
+  long peer_recv_oob(int fd, int flags = 0, int timeout_ms = 3000, const char* step = "peer.recv(MSG_OOB)");
   long peer_recv(int fd, size_t max = 4096, int timeout_ms = 3000, std::string* out = nullptr);
   // Reads until n bytes arrived (or EOF/error/timeout): segment boundaries and
   // timing do not leak into the log.

@@ -21,6 +21,10 @@
 #pragma weak xs_recv
 #pragma weak xs_sendto
 #pragma weak xs_recvfrom
+#pragma weak xs_sendmsg
+#pragma weak xs_recvmsg
+#pragma weak xs_sendmmsg
+#pragma weak xs_recvmmsg
 #pragma weak xs_shutdown
 #pragma weak xs_close
 #pragma weak xs_getsockopt
@@ -50,6 +54,10 @@ ssize_t KernelOps::sendto(int fd, const void* b, size_t n, int f, const sockaddr
 ssize_t KernelOps::recvfrom(int fd, void* b, size_t n, int f, sockaddr* from, socklen_t* fl) {
   return ::recvfrom(fd, b, n, f, from, fl);
 }
+ssize_t KernelOps::sendmsg(int fd, const msghdr* m, int f) { return ::sendmsg(fd, m, f); }
+ssize_t KernelOps::recvmsg(int fd, msghdr* m, int f) { return ::recvmsg(fd, m, f); }
+int KernelOps::sendmmsg(int fd, mmsghdr* m, unsigned int n, int f) { return ::sendmmsg(fd, m, n, f); }
+int KernelOps::recvmmsg(int fd, mmsghdr* m, unsigned int n, int f, timespec* t) { return ::recvmmsg(fd, m, n, f, t); }
 int KernelOps::shutdown(int fd, int how) { return ::shutdown(fd, how); }
 int KernelOps::close(int fd) { return ::close(fd); }
 int KernelOps::getsockopt(int fd, int lv, int nm, void* v, socklen_t* l) { return ::getsockopt(fd, lv, nm, v, l); }
@@ -88,6 +96,10 @@ std::vector<std::string> XstackOps::missing() {
   XS_DIFF_NEED(xs_recv)
   XS_DIFF_NEED(xs_sendto)
   XS_DIFF_NEED(xs_recvfrom)
+  XS_DIFF_NEED(xs_sendmsg)
+  XS_DIFF_NEED(xs_recvmsg)
+  XS_DIFF_NEED(xs_sendmmsg)
+  XS_DIFF_NEED(xs_recvmmsg)
   XS_DIFF_NEED(xs_shutdown)
   XS_DIFF_NEED(xs_close)
   XS_DIFF_NEED(xs_getsockopt)
@@ -127,6 +139,12 @@ ssize_t XstackOps::sendto(int fd, const void* b, size_t n, int f, const sockaddr
 }
 ssize_t XstackOps::recvfrom(int fd, void* b, size_t n, int f, sockaddr* from, socklen_t* fl) {
   XS_DIFF_CALL(xs_recvfrom, fd, b, n, f, from, fl);
+}
+ssize_t XstackOps::sendmsg(int fd, const msghdr* m, int f) { XS_DIFF_CALL(xs_sendmsg, fd, m, f); }
+ssize_t XstackOps::recvmsg(int fd, msghdr* m, int f) { XS_DIFF_CALL(xs_recvmsg, fd, m, f); }
+int XstackOps::sendmmsg(int fd, mmsghdr* m, unsigned int n, int f) { XS_DIFF_CALL(xs_sendmmsg, fd, m, n, f); }
+int XstackOps::recvmmsg(int fd, mmsghdr* m, unsigned int n, int f, timespec* t) {
+  XS_DIFF_CALL(xs_recvmmsg, fd, m, n, f, t);
 }
 int XstackOps::shutdown(int fd, int how) { XS_DIFF_CALL(xs_shutdown, fd, how); }
 int XstackOps::close(int fd) { XS_DIFF_CALL(xs_close, fd); }

@@ -27,6 +27,10 @@ struct SocketOps {
   virtual ssize_t recv(int fd, void* buf, size_t len, int flags) = 0;
   virtual ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) = 0;
   virtual ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) = 0;
+  virtual ssize_t sendmsg(int fd, const msghdr* msg, int flags) = 0;
+  virtual ssize_t recvmsg(int fd, msghdr* msg, int flags) = 0;
+  virtual int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) = 0;
+  virtual int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) = 0;
   virtual int shutdown(int fd, int how) = 0;
   virtual int close(int fd) = 0;
   virtual int getsockopt(int fd, int level, int name, void* val, socklen_t* len) = 0;
@@ -55,6 +59,10 @@ struct KernelOps final : SocketOps {
   ssize_t recv(int fd, void* buf, size_t len, int flags) override;
   ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) override;
   ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) override;
+  ssize_t sendmsg(int fd, const msghdr* msg, int flags) override;
+  ssize_t recvmsg(int fd, msghdr* msg, int flags) override;
+  int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) override;
+  int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) override;
   int shutdown(int fd, int how) override;
   int close(int fd) override;
   int getsockopt(int fd, int level, int name, void* val, socklen_t* len) override;
@@ -89,6 +97,10 @@ struct XstackOps final : SocketOps {
   ssize_t recv(int fd, void* buf, size_t len, int flags) override;
   ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) override;
   ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) override;
+  ssize_t sendmsg(int fd, const msghdr* msg, int flags) override;
+  ssize_t recvmsg(int fd, msghdr* msg, int flags) override;
+  int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) override;
+  int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) override;
   int shutdown(int fd, int how) override;
   int close(int fd) override;
   int getsockopt(int fd, int level, int name, void* val, socklen_t* len) override;

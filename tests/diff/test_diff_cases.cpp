@@ -1088,5 +1088,617 @@ TEST_F(DiffTest, UdpLargeAndTruncated) {
   });
 }
 
+// ---- urgent data (MSG_OOB; RFC 9293 3.8.5, Linux's BSD reading) ----------------------
+namespace oob {
+
+void atmark(Session& r, int fd, const char* step) {
+  int v = -1;
+  const int rc = r.ops.ioctl(fd, SIOCATMARK, &v);
+  r.log_result(step, rc, errno, rc == 0 ? "mark=" + std::to_string(v) : "");
+}
+
+void inq(Session& r, int fd) {
+  int v = -1;
+  const int rc = r.ops.ioctl(fd, FIONREAD, &v);
+  r.log_result("ioctl(FIONREAD)", rc, errno, rc == 0 ? "n=" + std::to_string(v) : "");
+}
+
+}  // namespace oob
+
+// No urgent data: recv(MSG_OOB) is EINVAL, the mark is not reached, and the
+// option reads back as set.
+TEST_F(DiffTest, OobNoneErrors) {
+  run_diff("OobNoneErrors", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20170, &lfd, &pfd);
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) none");
+    r.recv_str(fd, 10, MSG_OOB | MSG_PEEK, "recv(MSG_OOB|MSG_PEEK) none");
+    r.recv_str(fd, 10, MSG_OOB | MSG_DONTWAIT, "recv(MSG_OOB|MSG_DONTWAIT) none");
+    oob::atmark(r, fd, "SIOCATMARK");
+    r.getsockopt_int(fd, SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE");
+    r.setsockopt_int(fd, SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE");
+    r.getsockopt_int(fd, SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE");
+    r.setsockopt_int(fd, SOL_SOCKET, SO_OOBINLINE, 0, "SO_OOBINLINE");
+    r.send_str(fd, "", MSG_OOB | MSG_NOSIGNAL, "send(0 bytes, MSG_OOB)");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    r.close(fd);
+    const int l = r.tcp_socket();
+    r.bind_local(l, 20176);
+    r.rec("listen", r.ops.listen(l, 4));
+    oob::atmark(r, l, "SIOCATMARK on a listener");
+    r.recv_str(l, 10, MSG_OOB, "recv(MSG_OOB) on a listener");
+    r.close(l);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// The program sends urgent data; the kernel peer sees POLLPRI, reads the
+// byte with MSG_OOB, and the stream without it.
+TEST_F(DiffTest, OobSendPeerReadsUrgent) {
+  run_diff("OobSendPeerReadsUrgent", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20171, &lfd, &pfd);
+    r.send_str(fd, "ab");
+    r.send_str(fd, "xyz", MSG_OOB | MSG_NOSIGNAL, "send(MSG_OOB)");
+    r.send_str(fd, "de");
+    r.sleep_ms(200);
+    r.peer_recv_oob(pfd, MSG_PEEK, kWait, "peer.recv(MSG_OOB|MSG_PEEK)");
+    r.peer_recv(pfd);  // up to the mark: "abxy"
+    r.peer_recv_oob(pfd);
+    r.peer_recv_oob(pfd, 0, 0, "peer.recv(MSG_OOB) again");
+    r.peer_recv(pfd);  // "de"
+    // A second urgent byte, alone, after the first was acknowledged.
+    r.send_str(fd, "!", MSG_OOB | MSG_NOSIGNAL, "send(MSG_OOB) 1 byte");
+    r.peer_recv_oob(pfd);
+    r.send_str(fd, "end");
+    r.peer_recv_exact(pfd, 3);
+    r.close(fd);
+    r.peer_recv_until_eof(pfd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// The kernel peer sends urgent data: POLLPRI/EPOLLPRI, FIONREAD up to the
+// mark, a read stopping at the mark, SIOCATMARK, recv(MSG_OOB) (peek, read,
+// again: EINVAL), the byte not in the stream.
+TEST_F(DiffTest, OobRecvUrgentFromPeer) {
+  run_diff("OobRecvUrgentFromPeer", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20172, &lfd, &pfd);
+    oob::atmark(r, fd, "SIOCATMARK before");
+    r.peer_send(pfd, "ab");
+    r.peer_send_flags(pfd, "c", MSG_OOB, "peer.send(MSG_OOB)");
+    r.peer_send(pfd, "de");
+    r.sleep_ms(200);
+    r.poll1(fd, POLLIN | POLLPRI, kWait);
+    const int ep = r.ops.epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLPRI;
+    r.rec("epoll_ctl(ADD, IN|PRI)", r.ops.epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+    epoll_event got{};
+    const int n = r.ops.epoll_wait(ep, &got, 1, 0);
+    r.log_result("epoll_wait", n, errno, n > 0 ? "events=" + events_str(got.events) : "");
+    oob::inq(r, fd);
+    oob::atmark(r, fd, "SIOCATMARK");
+    r.recv_str(fd, 100, 0, "recv(100)");
+    oob::atmark(r, fd, "SIOCATMARK at mark");
+    oob::inq(r, fd);
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    r.recv_str(fd, 10, MSG_OOB | MSG_PEEK, "recv(MSG_OOB|MSG_PEEK)");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB)");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) again");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    oob::atmark(r, fd, "SIOCATMARK after OOB read");
+    r.recv_str(fd, 100, 0, "recv(100) rest");
+    oob::atmark(r, fd, "SIOCATMARK after rest");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) after rest");
+    r.recv_str(fd, 100, MSG_DONTWAIT, "recv(MSG_DONTWAIT) empty");
+    r.close(ep);
+    r.close(fd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// Reading past an unread urgent byte drops it; a read never crosses the
+// mark, not even with MSG_WAITALL; the byte is skipped when only it is left.
+TEST_F(DiffTest, OobUnreadByteAndWaitall) {
+  run_diff("OobUnreadByteAndWaitall", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20173, &lfd, &pfd);
+    timeval tv{1, 0};
+    r.rec("setsockopt(SO_RCVTIMEO, 1 s)", r.ops.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    r.peer_send(pfd, "ab");
+    r.peer_send_flags(pfd, "c", MSG_OOB, "peer.send(MSG_OOB)");
+    r.peer_send(pfd, "de");
+    r.sleep_ms(200);
+    r.recv_str(fd, 10, MSG_WAITALL, "recv(10, MSG_WAITALL)");
+    r.recv_str(fd, 10, MSG_PEEK, "recv(10, MSG_PEEK) at mark");
+    r.recv_str(fd, 10, 0, "recv(10) past the mark");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) after reading past");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    // Only the urgent byte queued, at the mark: not readable, skipped by recv.
+    r.peer_send_flags(pfd, "z", MSG_OOB, "peer.send(MSG_OOB) alone");
+    r.sleep_ms(200);
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    oob::atmark(r, fd, "SIOCATMARK");
+    oob::inq(r, fd);
+    r.recv_str(fd, 10, MSG_DONTWAIT, "recv(MSG_DONTWAIT) at mark");
+    oob::atmark(r, fd, "SIOCATMARK after");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) after skip");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    r.close(fd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// SO_OOBINLINE: the urgent byte stays in the stream, recv(MSG_OOB) is EINVAL,
+// the mark still stops reads and SIOCATMARK still reports it.
+TEST_F(DiffTest, OobInline) {
+  run_diff("OobInline", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20174, &lfd, &pfd);
+    r.setsockopt_int(fd, SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE");
+    r.peer_send(pfd, "ab");
+    r.peer_send_flags(pfd, "c", MSG_OOB, "peer.send(MSG_OOB)");
+    r.peer_send(pfd, "de");
+    r.sleep_ms(200);
+    r.poll1(fd, POLLIN | POLLPRI, kWait);
+    oob::inq(r, fd);
+    oob::atmark(r, fd, "SIOCATMARK");
+    r.recv_str(fd, 100, 0, "recv(100)");
+    oob::atmark(r, fd, "SIOCATMARK at mark");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB) inline");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    r.recv_str(fd, 100, 0, "recv(100) from the mark");
+    oob::atmark(r, fd, "SIOCATMARK after");
+    r.poll1(fd, POLLIN | POLLPRI, 0);
+    r.close(fd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// A second urgent byte replaces an unread first one; the first leaves the
+// stream when it is the next byte to read (Linux tcp_check_urg).
+TEST_F(DiffTest, OobSecondReplacesFirst) {
+  run_diff("OobSecondReplacesFirst", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20175, &lfd, &pfd);
+    r.peer_send_flags(pfd, "ab", MSG_OOB, "peer.send(ab, MSG_OOB)");
+    r.sleep_ms(200);
+    r.recv_str(fd, 10, 0, "recv(10)");
+    oob::atmark(r, fd, "SIOCATMARK");
+    r.peer_send_flags(pfd, "cd", MSG_OOB, "peer.send(cd, MSG_OOB)");
+    r.sleep_ms(200);
+    oob::atmark(r, fd, "SIOCATMARK after second");
+    r.recv_str(fd, 10, MSG_OOB, "recv(MSG_OOB)");
+    r.recv_str(fd, 10, 0, "recv(10) again");
+    oob::atmark(r, fd, "SIOCATMARK at second mark");
+    r.recv_str(fd, 10, MSG_DONTWAIT, "recv(MSG_DONTWAIT)");
+    r.close(fd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// ---- ancillary data (cmsg) -----------------------------------------------------------
+// Linux's SO_TIMESTAMP* numbers (glibc's SO_TIMESTAMP is the _OLD one on x86_64).
+constexpr int kTsOld = 29, kTsNsOld = 35, kTsNew = 63, kTsNsNew = 64;
+
+// A recvmsg's control data as a log string: lengths, flags, and the values
+// that must match (addresses normalised, the lab interface as IF, timestamps
+// checked against the clock).
+std::string cmsg_str(Session& r, const msghdr& m) {
+  std::string out = "controllen=" + std::to_string(m.msg_controllen);
+  if (m.msg_flags & MSG_CTRUNC) out += " CTRUNC";
+  if (m.msg_flags & MSG_TRUNC) out += " TRUNC";
+  if (m.msg_control == nullptr) return out;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
+    const size_t n = c->cmsg_len >= CMSG_LEN(0) ? c->cmsg_len - CMSG_LEN(0) : 0;
+    const uint8_t* d = CMSG_DATA(c);
+    out += " [" + std::to_string(c->cmsg_level) + "/" + std::to_string(c->cmsg_type) +
+           " len=" + std::to_string(c->cmsg_len);
+    if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO && n >= sizeof(in_pktinfo)) {
+      in_pktinfo pi;
+      memcpy(&pi, d, sizeof pi);
+      out += " PKTINFO if=" + (pi.ipi_ifindex == r.lab_ifindex() ? std::string("IF") : std::to_string(pi.ipi_ifindex)) +
+             " spec=" + r.norm_addr(pi.ipi_spec_dst.s_addr) + " addr=" + r.norm_addr(pi.ipi_addr.s_addr);
+    } else if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_TTL && n >= sizeof(int)) {
+      int v;
+      memcpy(&v, d, sizeof v);
+      out += " TTL=" + std::to_string(v);
+    } else if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_TOS && n >= 1) {
+      out += " TOS=" + std::to_string(d[0]);
+    } else if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR && n >= sizeof(sockaddr_in)) {
+      sockaddr_in sin;
+      memcpy(&sin, d, sizeof sin);
+      out += " ORIGDST=" + r.norm(sin);
+    } else if (c->cmsg_level == SOL_SOCKET && n >= 16 &&
+               (c->cmsg_type == kTsOld || c->cmsg_type == kTsNsOld || c->cmsg_type == kTsNew ||
+                c->cmsg_type == kTsNsNew)) {
+      int64_t v[2];
+      memcpy(v, d, sizeof v);
+      const bool ns = c->cmsg_type == kTsNsOld || c->cmsg_type == kTsNsNew;
+      timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      const int64_t age_ms =
+          (int64_t(now.tv_sec) - v[0]) * 1000 + now.tv_nsec / 1000000 - (ns ? v[1] / 1000000 : v[1] / 1000);
+      const bool ok = v[1] >= 0 && v[1] < (ns ? 1000000000 : 1000000) && age_ms >= 0 && age_ms < 10000;
+      out += std::string(" TS") + (ns ? "NS" : "") + (ok ? " plausible" : " IMPLAUSIBLE");
+    }
+    out += "]";
+  }
+  return out;
+}
+
+// recvmsg into a `ctl`-byte control buffer; logs data, source and cmsgs.
+long recvmsg_log(Session& r, int fd, size_t ctl, int flags, const char* step, bool null_control = false) {
+  char data[200];
+  alignas(cmsghdr) uint8_t control[512] = {};
+  sockaddr_in from{};
+  iovec iov{data, sizeof data};
+  msghdr m{};
+  m.msg_name = &from;
+  m.msg_namelen = sizeof from;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = null_control ? nullptr : control;
+  m.msg_controllen = ctl;
+  const ssize_t n = r.ops.recvmsg(fd, &m, flags);
+  const int e = errno;
+  std::string extra;
+  if (n >= 0) {
+    extra = "'" + std::string(data, size_t(std::min<ssize_t>(n, ssize_t(sizeof data)))) + "'";
+    if (m.msg_namelen > 0) extra += " from " + r.norm(from);
+    extra += " " + cmsg_str(r, m);
+  }
+  r.log_result(step, n, e, extra);
+  return n;
+}
+
+// The peer's side of a datagram: payload, source, TTL and TOS as received.
+void peer_recv_meta(Session& r, int pu, const char* step = "peer.recvmsg") {
+  pollfd p{pu, POLLIN, 0};
+  if (::poll(&p, 1, 3000) != 1) {
+    r.line(std::string(step) + " -> timeout");
+    return;
+  }
+  char data[200];
+  alignas(cmsghdr) uint8_t control[256] = {};
+  sockaddr_in from{};
+  iovec iov{data, sizeof data};
+  msghdr m{};
+  m.msg_name = &from;
+  m.msg_namelen = sizeof from;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(pu, &m, MSG_DONTWAIT);
+  const int e = errno;
+  std::string extra;
+  if (n >= 0) {
+    extra = "'" + std::string(data, size_t(n)) + "' from " + r.norm(from);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_TTL) {
+        int v;
+        memcpy(&v, CMSG_DATA(c), sizeof v);
+        extra += " ttl=" + std::to_string(v);
+      } else if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_TOS) {
+        extra += " tos=" + std::to_string(*CMSG_DATA(c));
+      }
+    }
+  }
+  r.log_result(step, n, e, extra);
+}
+
+// A control buffer holding one cmsg.
+struct OneCmsg {
+  alignas(cmsghdr) uint8_t buf[CMSG_SPACE(64)] = {};
+  size_t len = 0;
+  OneCmsg(int level, int type, const void* data, size_t n) {
+    cmsghdr* c = reinterpret_cast<cmsghdr*>(buf);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(n);
+    memcpy(CMSG_DATA(c), data, n);
+    len = CMSG_SPACE(n);
+  }
+};
+
+long sendmsg_log(Session& r, int fd, const sockaddr_in& to, const std::string& payload, const void* control,
+                 size_t controllen, const char* step, int flags = 0) {
+  iovec iov{const_cast<char*>(payload.data()), payload.size()};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr_in*>(&to);
+  m.msg_namelen = sizeof to;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = const_cast<void*>(control);
+  m.msg_controllen = controllen;
+  return r.rec(step, r.ops.sendmsg(fd, &m, flags));
+}
+
+in_pktinfo pktinfo(int ifindex, uint32_t spec_host) {
+  in_pktinfo pi{};
+  pi.ipi_ifindex = ifindex;
+  pi.ipi_spec_dst.s_addr = htonl(spec_host);
+  return pi;
+}
+
+TEST_F(DiffTest, UdpCmsgRecv) {
+  run_diff("UdpCmsgRecv", [](Session& r) {
+    const int pu = r.peer_udp(20050);
+    const int fd = int(r.rec_fd("socket(UDP)", r.ops.socket(AF_INET, SOCK_DGRAM, 0)));
+    r.bind_local(fd, 20051);
+    for (int opt : {IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR})
+      r.getsockopt_int(fd, IPPROTO_IP, opt, ("IPPROTO_IP " + std::to_string(opt) + " default").c_str());
+    for (int opt : {kTsOld, kTsNsOld, kTsNew, kTsNsNew})
+      r.getsockopt_int(fd, SOL_SOCKET, opt, ("SO_TIMESTAMP* " + std::to_string(opt) + " default").c_str());
+    const sockaddr_in back = r.local(20051);
+    auto peer_send = [&](const char* s) {
+      r.rec((std::string("peer.sendto ") + s).c_str(),
+            ::sendto(pu, s, strlen(s), 0, reinterpret_cast<const sockaddr*>(&back), sizeof(back)));
+    };
+    // Queued before IP_PKTINFO: Linux reports interface 0 and spec_dst 0.
+    peer_send("early");
+    r.poll1(fd, POLLIN, kWait);
+    r.sleep_ms(20);
+    recvmsg_log(r, fd, 256, MSG_PEEK, "recvmsg(PEEK) no options");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_RECVTTL, 7, "IP_RECVTTL");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_RECVTOS, 1, "IP_RECVTOS");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_RECVORIGDSTADDR, 1, "IP_RECVORIGDSTADDR");
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 1, "SO_TIMESTAMP");
+    for (int opt : {IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR})
+      r.getsockopt_int(fd, IPPROTO_IP, opt, ("IPPROTO_IP " + std::to_string(opt)).c_str());
+    recvmsg_log(r, fd, 256, 0, "recvmsg early");
+    const int tos = 0x20, ttl = 9;
+    r.rec("peer IP_TOS", ::setsockopt(pu, IPPROTO_IP, IP_TOS, &tos, sizeof tos));
+    r.rec("peer IP_TTL", ::setsockopt(pu, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl));
+    peer_send("late");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 256, MSG_PEEK, "recvmsg(PEEK) late");
+    recvmsg_log(r, fd, 256, 0, "recvmsg late");
+    // Timestamp flavours: each cmsg type, and what getsockopt reports.
+    for (int opt : {kTsNsOld, kTsNew, kTsNsNew, kTsOld}) {
+      r.setsockopt_int(fd, SOL_SOCKET, opt, 1, ("SO_TIMESTAMP* " + std::to_string(opt)).c_str());
+      for (int g : {kTsOld, kTsNsOld, kTsNew, kTsNsNew})
+        r.getsockopt_int(fd, SOL_SOCKET, g, ("  get " + std::to_string(g)).c_str());
+      peer_send("ts");
+      r.poll1(fd, POLLIN, kWait);
+      recvmsg_log(r, fd, 256, 0, "recvmsg ts");
+    }
+    r.setsockopt_int(fd, SOL_SOCKET, kTsNsOld, 0, "SO_TIMESTAMPNS off (turns all off)");
+    for (int g : {kTsOld, kTsNsOld, kTsNew, kTsNsNew})
+      r.getsockopt_int(fd, SOL_SOCKET, g, ("  get " + std::to_string(g)).c_str());
+    r.rec("SO_TIMESTAMP 1-byte value", r.ops.setsockopt(fd, SOL_SOCKET, kTsOld, "\x01", 1));
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 1, "SO_TIMESTAMP again");
+    // Control buffers too small: put_cmsg truncation and MSG_CTRUNC.
+    for (size_t ctl : {size_t(0), size_t(4), size_t(16), size_t(20), size_t(32), size_t(40), size_t(60),
+                       size_t(CMSG_SPACE(16) + CMSG_SPACE(12)), size_t(CMSG_SPACE(16) + CMSG_SPACE(12) + 16)}) {
+      peer_send("t");
+      r.poll1(fd, POLLIN, kWait);
+      recvmsg_log(r, fd, ctl, 0, ("recvmsg ctl=" + std::to_string(ctl)).c_str());
+    }
+    peer_send("null");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 64, 0, "recvmsg NULL control, controllen 64", true);
+    // recvmmsg: each message gets its own cmsgs.
+    peer_send("m1");
+    peer_send("m2");
+    r.poll1(fd, POLLIN, kWait);
+    r.sleep_ms(50);
+    {
+      char d1[50], d2[50];
+      alignas(cmsghdr) uint8_t c1[256], c2[24];
+      iovec v1{d1, sizeof d1}, v2{d2, sizeof d2};
+      mmsghdr mm[2] = {};
+      mm[0].msg_hdr.msg_iov = &v1;
+      mm[0].msg_hdr.msg_iovlen = 1;
+      mm[0].msg_hdr.msg_control = c1;
+      mm[0].msg_hdr.msg_controllen = sizeof c1;
+      mm[1].msg_hdr.msg_iov = &v2;
+      mm[1].msg_hdr.msg_iovlen = 1;
+      mm[1].msg_hdr.msg_control = c2;
+      mm[1].msg_hdr.msg_controllen = sizeof c2;
+      const int n = r.ops.recvmmsg(fd, mm, 2, MSG_DONTWAIT, nullptr);
+      const int e = errno;
+      std::string extra;
+      for (int i = 0; i < n; ++i)
+        extra += " #" + std::to_string(i) + " len=" + std::to_string(mm[i].msg_len) + " " + cmsg_str(r, mm[i].msg_hdr);
+      r.log_result("recvmmsg(2)", n, e, extra);
+    }
+    // Options off: no cmsg, no MSG_CTRUNC.
+    for (int opt : {IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR})
+      r.rec("IPPROTO_IP off (0-byte value)", r.ops.setsockopt(fd, IPPROTO_IP, opt, "", 0));
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 0, "SO_TIMESTAMP off");
+    r.getsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, "IP_PKTINFO after 0-byte set");
+    peer_send("plain");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 0, 0, "recvmsg options off, ctl=0");
+    r.close(fd);
+    r.peer_close(pu);
+  });
+}
+
+TEST_F(DiffTest, UdpCmsgSend) {
+  run_diff("UdpCmsgSend", [](Session& r) {
+    const int pu = r.peer_udp(20052);
+    const int on = 1;
+    ::setsockopt(pu, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
+    ::setsockopt(pu, IPPROTO_IP, IP_RECVTOS, &on, sizeof on);
+    const int fd = int(r.rec_fd("socket(UDP)", r.ops.socket(AF_INET, SOCK_DGRAM, 0)));
+    r.bind_local(fd, 20053);
+    const sockaddr_in to = r.peer(20052);
+    const int ttl7 = 7, ttl0 = 0, tos20 = 0x20, tos256 = 256, one = 1;
+    const uint8_t tos28 = 0x28, byte7 = 7;
+    {
+      OneCmsg c(SOL_IP, IP_TTL, &ttl7, sizeof ttl7);
+      sendmsg_log(r, fd, to, "ttl7", c.buf, c.len, "sendmsg IP_TTL 7");
+      peer_recv_meta(r, pu);
+    }
+    {
+      OneCmsg c(SOL_IP, IP_TOS, &tos20, sizeof tos20);
+      sendmsg_log(r, fd, to, "tos-int", c.buf, c.len, "sendmsg IP_TOS int 0x20");
+      peer_recv_meta(r, pu);
+      OneCmsg b(SOL_IP, IP_TOS, &tos28, 1);
+      sendmsg_log(r, fd, to, "tos-byte", b.buf, b.len, "sendmsg IP_TOS byte 0x28");
+      peer_recv_meta(r, pu);
+    }
+    {
+      // Two cmsgs in one buffer.
+      alignas(cmsghdr) uint8_t buf[CMSG_SPACE(sizeof(int)) * 2] = {};
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(buf);
+      c->cmsg_level = SOL_IP;
+      c->cmsg_type = IP_TTL;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &ttl7, sizeof(int));
+      c = reinterpret_cast<cmsghdr*>(buf + CMSG_SPACE(sizeof(int)));
+      c->cmsg_level = SOL_IP;
+      c->cmsg_type = IP_TOS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &tos20, sizeof(int));
+      sendmsg_log(r, fd, to, "both", buf, sizeof buf, "sendmsg IP_TTL+IP_TOS");
+      peer_recv_meta(r, pu);
+    }
+    r.rec("sendto plain", r.ops.sendto(fd, "plain", 5, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to));
+    peer_recv_meta(r, pu, "peer.recvmsg plain (socket defaults again)");
+    const int ifx = r.lab_ifindex();
+    struct {
+      const char* step;
+      in_pktinfo pi;
+    } pk[] = {
+        {"sendmsg IP_PKTINFO spec=LOCAL if=IF", pktinfo(ifx, r.local_ip)},
+        {"sendmsg IP_PKTINFO spec=ANY if=0", pktinfo(0, 0)},
+        {"sendmsg IP_PKTINFO spec=LOCAL if=0", pktinfo(0, r.local_ip)},
+        {"sendmsg IP_PKTINFO spec=198.18.0.9 (not ours)", pktinfo(0, (198u << 24) | (18u << 16) | 9u)},
+        {"sendmsg IP_PKTINFO spec=255.255.255.255", pktinfo(0, 0xffffffffu)},
+        {"sendmsg IP_PKTINFO spec=224.0.0.1", pktinfo(0, 0xe0000001u)},
+        {"sendmsg IP_PKTINFO if=999 (none)", pktinfo(999, 0)},
+    };
+    for (const auto& k : pk) {
+      OneCmsg c(SOL_IP, IP_PKTINFO, &k.pi, sizeof k.pi);
+      if (sendmsg_log(r, fd, to, "pk", c.buf, c.len, k.step) > 0) peer_recv_meta(r, pu);
+    }
+    struct {
+      const char* step;
+      int level, type;
+      const void* data;
+      size_t n;
+    } bad[] = {
+        {"sendmsg IP_PKTINFO short", SOL_IP, IP_PKTINFO, &one, sizeof one},
+        {"sendmsg IP_TTL 0", SOL_IP, IP_TTL, &ttl0, sizeof ttl0},
+        {"sendmsg IP_TTL 1 byte", SOL_IP, IP_TTL, &byte7, 1},
+        {"sendmsg IP_TOS 256", SOL_IP, IP_TOS, &tos256, sizeof tos256},
+        {"sendmsg SOL_IP type 99", SOL_IP, 99, &one, sizeof one},
+        {"sendmsg level 12345 (skipped)", 12345, 1, &one, sizeof one},
+        {"sendmsg SCM_RIGHTS (ignored on inet)", SOL_SOCKET, SCM_RIGHTS, &one, sizeof one},
+        {"sendmsg SOL_SOCKET type 99", SOL_SOCKET, 99, &one, sizeof one},
+        {"sendmsg SOL_UDP type 1", IPPROTO_UDP, 1, &one, sizeof one},
+        {"sendmsg SO_PRIORITY 3", SOL_SOCKET, SO_PRIORITY, &ttl7, sizeof ttl7},
+    };
+    for (const auto& b : bad) {
+      OneCmsg c(b.level, b.type, b.data, b.n);
+      if (sendmsg_log(r, fd, to, "x", c.buf, c.len, b.step) > 0) peer_recv_meta(r, pu);
+    }
+    {
+      OneCmsg c(SOL_IP, IP_TTL, &ttl7, sizeof ttl7);
+      reinterpret_cast<cmsghdr*>(c.buf)->cmsg_len = c.len + 8;  // past msg_controllen
+      sendmsg_log(r, fd, to, "x", c.buf, c.len, "sendmsg cmsg_len past controllen");
+      reinterpret_cast<cmsghdr*>(c.buf)->cmsg_len = 8;  // shorter than its header
+      sendmsg_log(r, fd, to, "x", c.buf, c.len, "sendmsg cmsg_len 8");
+      if (sendmsg_log(r, fd, to, "tiny", c.buf, 8, "sendmsg controllen 8 (no cmsg)") > 0) peer_recv_meta(r, pu);
+      sendmsg_log(r, fd, to, "x", nullptr, 16, "sendmsg NULL control, controllen 16");
+    }
+    {
+      // sendmmsg: each message's own cmsgs.
+      OneCmsg a(SOL_IP, IP_TTL, &ttl7, sizeof ttl7);
+      const int ttl11 = 11;
+      OneCmsg b(SOL_IP, IP_TTL, &ttl11, sizeof ttl11);
+      iovec v1{const_cast<char*>("mm1"), 3}, v2{const_cast<char*>("mm2"), 3};
+      mmsghdr mm[2] = {};
+      for (int i = 0; i < 2; ++i) {
+        mm[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&to);
+        mm[i].msg_hdr.msg_namelen = sizeof to;
+        mm[i].msg_hdr.msg_iovlen = 1;
+      }
+      mm[0].msg_hdr.msg_iov = &v1;
+      mm[0].msg_hdr.msg_control = a.buf;
+      mm[0].msg_hdr.msg_controllen = a.len;
+      mm[1].msg_hdr.msg_iov = &v2;
+      mm[1].msg_hdr.msg_control = b.buf;
+      mm[1].msg_hdr.msg_controllen = b.len;
+      r.rec("sendmmsg(2)", r.ops.sendmmsg(fd, mm, 2, 0));
+      peer_recv_meta(r, pu);
+      peer_recv_meta(r, pu);
+    }
+    {
+      // MSG_MORE: the first call's cmsgs shape the datagram; later ones are not parsed.
+      OneCmsg a(SOL_IP, IP_TTL, &ttl7, sizeof ttl7);
+      OneCmsg bad2(SOL_IP, 99, &one, sizeof one);
+      sendmsg_log(r, fd, to, "cork-", a.buf, a.len, "sendmsg MSG_MORE IP_TTL 7", MSG_MORE);
+      sendmsg_log(r, fd, to, "ed", bad2.buf, bad2.len, "sendmsg (pending, bad cmsg not parsed)");
+      peer_recv_meta(r, pu);
+    }
+    r.close(fd);
+    r.peer_close(pu);
+  });
+}
+
+TEST_F(DiffTest, TcpCmsgTimestamp) {
+  run_diff("TcpCmsgTimestamp", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20054, &lfd, &pfd);
+    r.setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+    r.setsockopt_int(fd, IPPROTO_IP, IP_RECVTOS, 1, "IP_RECVTOS");
+    r.getsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, "IP_PKTINFO");
+    r.getsockopt_int(fd, IPPROTO_IP, IP_RECVTOS, "IP_RECVTOS");
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 1, "SO_TIMESTAMP");
+    // Linux turns receive stamping on (net_enable_timestamp) from a work
+    // item: a segment arriving at once may carry no stamp, and TCP then
+    // reports none.
+    r.sleep_ms(100);
+    r.peer_send(pfd, "abc");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 128, 0, "recvmsg (only a timestamp on TCP)");
+    r.peer_send(pfd, "def");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 128, MSG_PEEK, "recvmsg PEEK");
+    recvmsg_log(r, fd, 0, 0, "recvmsg ctl=0");
+    r.peer_send(pfd, "g");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 20, 0, "recvmsg ctl=20");
+    r.setsockopt_int(fd, SOL_SOCKET, kTsNsOld, 1, "SO_TIMESTAMPNS");
+    r.peer_send(pfd, "h");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 128, 0, "recvmsg ns");
+    recvmsg_log(r, fd, 128, MSG_DONTWAIT, "recvmsg empty");
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 0, "SO_TIMESTAMP off");
+    r.peer_send(pfd, "i");
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 128, 0, "recvmsg off");
+    // sendmsg on TCP: SOL_SOCKET cmsgs are checked (EINVAL), others ignored.
+    const sockaddr_in to = r.peer(20054);
+    const int ttl7 = 7, one = 1;
+    OneCmsg ip(SOL_IP, IP_TTL, &ttl7, sizeof ttl7);
+    sendmsg_log(r, fd, to, "ip-cmsg", ip.buf, ip.len, "sendmsg SOL_IP IP_TTL (ignored)");
+    OneCmsg so(SOL_SOCKET, 99, &one, sizeof one);
+    sendmsg_log(r, fd, to, "so-cmsg", so.buf, so.len, "sendmsg SOL_SOCKET 99");
+    r.peer_recv_exact(pfd, 7);
+    r.setsockopt_int(fd, SOL_SOCKET, kTsOld, 1, "SO_TIMESTAMP on");
+    r.peer_close(pfd);
+    r.poll1(fd, POLLIN, kWait);
+    recvmsg_log(r, fd, 128, 0, "recvmsg at EOF (no cmsg)");
+    r.close(fd);
+    r.peer_close(lfd);
+  });
+}
+
 }  // namespace
 }  // namespace xsdiff

@@ -30,6 +30,7 @@ void CaptureIp::commit() {
   s.seq = r->seq.raw();
   s.ack = r->ack.raw();
   s.window = r->window;
+  s.urgent = r->urgent;
   s.opts = r->opts;
   s.payload.assign(r->payload.begin(), r->payload.end());
   s.src = cur_.src;
@@ -65,6 +66,7 @@ void TcpHarness::recv(Instant now, const Seg& s, uint16_t src_port, uint16_t dst
   r.ack = Seq(s.ack);
   r.flags = s.flags;
   r.window = s.window;
+  r.urgent = s.urgent;
   r.opts.mss = s.mss;
   r.opts.wscale = s.wscale;
   r.opts.sack_permitted = s.sack_permitted;

@@ -37,6 +37,7 @@ struct Seg {
   std::optional<TcpTimestamps> ts;
   std::vector<SackBlock> sack;
   std::string payload;
+  uint16_t urgent = 0;  // the urgent pointer field (set kUrg in flags too)
 };
 
 // A segment the stack sent, decoded (checksum verified).
@@ -50,6 +51,7 @@ struct Sent {
   Ipv4Addr src, dst;
   uint16_t src_port = 0, dst_port = 0;
   std::vector<uint8_t> raw;  // the TCP header and payload as emitted (option layout checks)
+  uint16_t urgent = 0;       // the urgent pointer field
   bool has(uint8_t f) const { return (flags & f) != 0; }
 };
 

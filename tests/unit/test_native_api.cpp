@@ -24,67 +24,13 @@
 #include "socketapi/memory_device.hpp"
 #include "socketapi/native_runtime.hpp"
 #include "socketapi/xstack.hpp"
+#include "tests/support/native_pair.hpp"
 
 namespace xs {
 namespace {
 
 using native::Runtime;
-
-constexpr Ipv4Addr kA = Ipv4Addr::from_octets(198, 18, 0, 1);
-constexpr Ipv4Addr kB = Ipv4Addr::from_octets(198, 18, 0, 2);
-
-sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_port = htons(port);
-  s.sin_addr.s_addr = htonl(a.v);
-  return s;
-}
-const sockaddr* sa(const sockaddr_in& s) { return reinterpret_cast<const sockaddr*>(&s); }
-
-struct NativePair {
-  NativePair() {
-    auto [da, db] = make_memory_device_pair(MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}});
-    EngineConfig ca;
-    ca.addr = {kA, 24};
-    EngineConfig cb = ca;
-    cb.addr = {kB, 24};
-    ea = std::make_unique<Engine>(ca, std::move(da));
-    eb = std::make_unique<Engine>(cb, std::move(db));
-    ea->start();
-    eb->start();
-    a = std::make_unique<Runtime>(*ea);
-    b = std::make_unique<Runtime>(*eb);
-  }
-  ~NativePair() {
-    a.reset();
-    b.reset();
-  }
-  // A listening socket on B at `port`.
-  int listen_b(uint16_t port, int flags = 0) {
-    int l = b->socket(AF_INET, SOCK_STREAM | flags, 0);
-    EXPECT_GE(l, 0);
-    int one = 1;
-    EXPECT_EQ(b->setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
-    auto s = sin_of(Ipv4Addr::any(), port);
-    EXPECT_EQ(b->bind(l, sa(s), sizeof s), 0);
-    EXPECT_EQ(b->listen(l, 16), 0);
-    return l;
-  }
-  // A connected pair: A's client fd, B's accepted fd.
-  std::pair<int, int> connected(uint16_t port) {
-    int l = listen_b(port);
-    int c = a->socket(AF_INET, SOCK_STREAM, 0);
-    auto s = sin_of(kB, port);
-    EXPECT_EQ(a->connect(c, sa(s), sizeof s), 0) << strerror(errno);
-    int srv = b->accept(l, nullptr, nullptr);
-    EXPECT_GE(srv, 0) << strerror(errno);
-    b->close(l);
-    return {c, srv};
-  }
-  std::unique_ptr<Engine> ea, eb;
-  std::unique_ptr<Runtime> a, b;
-};
+using namespace testing_native;
 
 // Polls `fd` on runtime `r` for `events` up to 5 s.
 short wait_for(Runtime& r, int fd, short events, int ms = 5000) {
@@ -1315,6 +1261,92 @@ TEST(NativeShimHooks, ForgetDropsAFreshSocketButNotItsDescriptor) {
   auto [c, s] = p.connected(7406);
   EXPECT_FALSE(p.a->is_fresh(c));
   (void)s;
+}
+
+}  // namespace
+}  // namespace xs
+
+namespace xs {
+namespace {
+
+using native::Runtime;
+using namespace testing_native;
+
+// Ancillary data end to end (the differential cases UdpCmsgRecv/UdpCmsgSend
+// compare the details with Linux): an IP_TTL cmsg shapes one datagram, the
+// receiver gets SO_TIMESTAMPNS, IP_PKTINFO and IP_TTL cmsgs.
+TEST(NativeUdp, AncillaryDataBothWays) {
+  NativePair p;
+  int ub = p.b->socket(AF_INET, SOCK_DGRAM, 0);
+  auto bb = sin_of(Ipv4Addr::any(), 7003);
+  ASSERT_EQ(p.b->bind(ub, sa(bb), sizeof bb), 0);
+  const int on = 1;
+  ASSERT_EQ(p.b->setsockopt(ub, IPPROTO_IP, IP_PKTINFO, &on, sizeof on), 0);
+  ASSERT_EQ(p.b->setsockopt(ub, IPPROTO_IP, IP_RECVTTL, &on, sizeof on), 0);
+  ASSERT_EQ(p.b->setsockopt(ub, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on), 0);
+  int ua = p.a->socket(AF_INET, SOCK_DGRAM, 0);
+  auto to = sin_of(kB, 7003);
+  alignas(cmsghdr) uint8_t sc[CMSG_SPACE(sizeof(int))] = {};
+  auto* c = reinterpret_cast<cmsghdr*>(sc);
+  c->cmsg_level = SOL_IP;
+  c->cmsg_type = IP_TTL;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  const int ttl = 9;
+  std::memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
+  char payload[] = "hi";
+  iovec v{payload, 2};
+  msghdr sm{};
+  sm.msg_name = &to;
+  sm.msg_namelen = sizeof to;
+  sm.msg_iov = &v;
+  sm.msg_iovlen = 1;
+  sm.msg_control = sc;
+  sm.msg_controllen = sizeof sc;
+  ASSERT_EQ(p.a->sendmsg(ua, &sm, 0), 2);
+  ASSERT_EQ(p.a->sendto(ua, "x", 1, 0, sa(to), sizeof to), 1);
+  ASSERT_TRUE(wait_for(*p.b, ub, POLLIN) & POLLIN);
+
+  char buf[8];
+  alignas(cmsghdr) uint8_t rc[256];
+  iovec rv{buf, sizeof buf};
+  msghdr rm{};
+  rm.msg_iov = &rv;
+  rm.msg_iovlen = 1;
+  rm.msg_control = rc;
+  rm.msg_controllen = sizeof rc;
+  ASSERT_EQ(p.b->recvmsg(ub, &rm, 0), 2);
+  EXPECT_EQ(rm.msg_flags, 0);
+  EXPECT_EQ(rm.msg_controllen, CMSG_SPACE(16) + CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(int)));
+  cmsghdr* h = CMSG_FIRSTHDR(&rm);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->cmsg_level, SOL_SOCKET);
+  EXPECT_EQ(h->cmsg_type, SCM_TIMESTAMPNS);
+  timespec ts, now;
+  std::memcpy(&ts, CMSG_DATA(h), sizeof ts);
+  clock_gettime(CLOCK_REALTIME, &now);
+  EXPECT_LE(ts.tv_sec, now.tv_sec);
+  EXPECT_GE(ts.tv_sec, now.tv_sec - 5);
+  h = CMSG_NXTHDR(&rm, h);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->cmsg_type, IP_PKTINFO);
+  in_pktinfo pi;
+  std::memcpy(&pi, CMSG_DATA(h), sizeof pi);
+  EXPECT_EQ(ntohl(pi.ipi_addr.s_addr), kB.v);
+  EXPECT_EQ(ntohl(pi.ipi_spec_dst.s_addr), kB.v);
+  h = CMSG_NXTHDR(&rm, h);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->cmsg_type, IP_TTL);
+  int got_ttl;
+  std::memcpy(&got_ttl, CMSG_DATA(h), sizeof got_ttl);
+  EXPECT_EQ(got_ttl, 9);
+  EXPECT_EQ(CMSG_NXTHDR(&rm, h), nullptr);
+
+  // The next datagram (the socket's TTL again) into a buffer with room for
+  // the timestamp only: truncated, MSG_CTRUNC.
+  rm.msg_controllen = CMSG_SPACE(16);
+  ASSERT_EQ(p.b->recvmsg(ub, &rm, 0), 1);
+  EXPECT_EQ(rm.msg_flags, MSG_CTRUNC);
+  EXPECT_EQ(rm.msg_controllen, CMSG_SPACE(16));
 }
 
 }  // namespace

@@ -492,3 +492,93 @@ TEST_F(UdpFixture, BadChecksumCounted) {
 }
 
 }  // namespace
+
+// ---- ancillary data: per-datagram metadata and per-datagram send overrides ----------
+
+namespace {
+// A datagram from kPeerIp:5000 with the given IP TTL and TOS, at `now`.
+void deliver_meta(Stack& stack, Instant now, Bytes payload, uint16_t dport, uint8_t ttl, uint8_t tos,
+                  Ipv4Addr dst = kOurIp) {
+  auto d = test::udp_datagram(kPeerIp, 5000, dst, dport, payload);
+  Ipv4Repr h;
+  h.src = kPeerIp;
+  h.dst = dst;
+  h.protocol = ipproto::kUdp;
+  h.ttl = ttl;
+  h.tos = tos;
+  MacAddr eth_dst = stack.ip().is_broadcast(dst) ? MacAddr::broadcast() : kOurMac;
+  auto f = test::ipv4_frame(eth_dst, kPeerMac, h, d);
+  stack.receive_frame(now, Bytes(f.data(), f.size()));
+}
+}  // namespace
+
+TEST_F(UdpFixture, RxMetadataKeptPerDatagramAcrossRingWrap) {
+  UdpSocket* s = bound(7000);
+  s->set_rcvbuf(2000);  // room for two; the ring (~70 KB) wraps a few times
+  std::vector<uint8_t> payload(1000, 0x5a);
+  uint8_t buf[2000];
+  for (int i = 0; i < 200; ++i) {
+    // IP_PKTINFO on from datagram 100: only those queued after record spec_dst.
+    if (i == 100) s->set_recv_pktinfo(true);
+    deliver_meta(stack, at_ms(i), Bytes(payload.data(), 700 + size_t(i % 300)), 7000, uint8_t(1 + i),
+                 uint8_t(i * 4));
+    if (i % 2 == 0) continue;  // two queued at a time
+    for (int j = i - 1; j <= i; ++j) {
+      auto r = s->recv_from(buf);
+      ASSERT_TRUE(r.has_value()) << j;
+      ASSERT_EQ(r->datagram_len, 700u + size_t(j % 300)) << j;
+      EXPECT_EQ(r->meta.ttl, uint8_t(1 + j)) << j;
+      EXPECT_EQ(r->meta.tos, uint8_t(j * 4)) << j;
+      EXPECT_EQ(r->meta.dst, kOurIp);
+      EXPECT_EQ(r->meta.dst_port, 7000);
+      EXPECT_EQ(r->meta.arrival, at_ms(j)) << j;
+      EXPECT_EQ(r->meta.pktinfo, j >= 100) << j;
+      EXPECT_EQ(r->meta.spec_dst, j >= 100 ? kOurIp : Ipv4Addr{}) << j;
+    }
+  }
+}
+
+TEST_F(UdpFixture, RxMetadataOfPeekAndBroadcast) {
+  UdpSocket* s = bound(7000);
+  s->set_recv_pktinfo(true);
+  deliver_meta(stack, at_ms(5), bytes_of("b"), 7000, 33, 0x10, kSubnetBcast);
+  uint8_t buf[16];
+  auto p = s->recv_from(buf, /*peek=*/true);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->meta.ttl, 33);
+  auto r = s->recv_from(buf);
+  ASSERT_TRUE(r.has_value());
+  // fib_compute_spec_dst: a broadcast is answered from our address.
+  EXPECT_EQ(r->meta.dst, kSubnetBcast);
+  EXPECT_EQ(r->meta.spec_dst, kOurIp);
+  EXPECT_EQ(r->meta.tos, 0x10);
+  EXPECT_EQ(r->meta.arrival, at_ms(5));
+}
+
+TEST_F(UdpFixture, TxOverridesShapeOneDatagram) {
+  UdpSocket* s = bound(7000);
+  UdpSocket::TxOverrides ov;
+  ov.ttl = 7;
+  ov.tos = 0x28;
+  ov.src = Ipv4Addr{};  // IP_PKTINFO spec_dst 0: the route's source
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of("a"), Endpoint{kPeerIp, 9000}, &ov).has_value());
+  auto p = sink.ipv4();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->hdr.ttl, 7);
+  EXPECT_EQ(p->hdr.tos, 0x28);
+  EXPECT_EQ(p->hdr.src, kOurIp);
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of("b"), Endpoint{kPeerIp, 9000}).has_value());
+  p = sink.ipv4();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->hdr.ttl, 64);  // the socket's settings again
+  EXPECT_EQ(p->hdr.tos, 0);
+  sink.clear();
+  UdpSocket::TxOverrides bad;
+  bad.src = kPeer2Ip;  // not ours
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("c"), Endpoint{kPeerIp, 9000}, &bad).error(), SockError::NetUnreachable);
+  bad.src = Ipv4Addr::from_octets(224, 0, 0, 1);
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("c"), Endpoint{kPeerIp, 9000}, &bad).error(), SockError::InvalidArgument);
+  bad.src = Ipv4Addr::broadcast();
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("c"), Endpoint{kPeerIp, 9000}, &bad).error(), SockError::InvalidArgument);
+  EXPECT_EQ(sink.size(), 0u);
+}
