@@ -78,7 +78,8 @@ Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev, std::
 Engine::~Engine() { stop(); }
 
 size_t Engine::poll_locked(Instant now) {
-  polls_.fetch_add(1, std::memory_order_relaxed);
+  // Written under the lock only: a plain increment, no locked instruction.
+  polls_.store(polls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (host_ && (host_pending_.exchange(false, std::memory_order_relaxed) || host_->wants_sync() ||
                 (cfg_.poll_mode != PollMode::Interrupt && now >= next_host_sync_))) {
     host_->sync(stack_->arp());
@@ -109,10 +110,15 @@ size_t Engine::poll_locked(Instant now) {
 }
 
 void Engine::after_call_locked() {
-  if (cfg_.poll_mode != PollMode::Interrupt) last_app_activity_us_.store(clock_now().us, std::memory_order_relaxed);
   // A call that needed a neighbour the kernel already knew sends at once.
   if (host_ && host_->wants_sync()) host_->sync(stack_->arp());
   dev_->flush_tx();
+  if (cfg_.poll_mode != PollMode::Interrupt) {
+    // Spin/busy-poll: a thread polls continuously and looks at the deadlines
+    // on every poll; there is no timer to re-arm and no sleeper to wake.
+    app_active_.store(true, std::memory_order_relaxed);
+    return;
+  }
   if (stack_->poll_at() < armed_) {
     stats_dirty_ = true;
     wake();
@@ -187,11 +193,11 @@ int thread_wait_fd() {
 
 }  // namespace
 
-bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline) {
+bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline) {
   return wait_locked(lk, pred, deadline, WaitKind::Uninterruptible) == WaitStatus::Ready;
 }
 
-WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline,
                                WaitKind kind) {
   bool polled = false;
   while (!pred()) {
@@ -243,11 +249,12 @@ WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, const std::func
       // latency), letting other threads of the process in between polls.
       // Signals do not end this wait (no system call to interrupt).
       spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
+      app_active_.store(true, std::memory_order_relaxed);
       bool done = false;
-      Instant last_yield = clock_now();
-      while (!done) {
-        Instant t = clock_now();
-        last_app_activity_us_.store(t.us, std::memory_order_relaxed);
+      Instant last_yield = now;
+      Instant t = now;  // the first poll uses the time just read
+      for (bool first = true; !done; first = false) {
+        if (!first) t = clock_now();
         poll_locked(t);
         if (pred()) {
           done = true;
@@ -316,9 +323,8 @@ void Engine::start() {
 
 bool Engine::poll_before_eagain_locked() {
   if (cfg_.poll_mode == PollMode::Interrupt) return false;
-  Instant now = clock_now();
-  last_app_activity_us_.store(now.us, std::memory_order_relaxed);
-  poll_locked(now);
+  app_active_.store(true, std::memory_order_relaxed);
+  poll_locked(clock_now());
   return true;
 }
 
@@ -363,7 +369,7 @@ void Engine::run_spin() {
     // steps of 1 ms keeps this thread from preempting it, and resumes polling
     // soon after the application goes quiet.
     if (spinning_waiters_.load(std::memory_order_relaxed) > 0 ||
-        clock_now().us - last_app_activity_us_.load(std::memory_order_relaxed) < 2000) {
+        app_active_.exchange(false, std::memory_order_relaxed)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }

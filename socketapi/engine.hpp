@@ -29,6 +29,7 @@
 #include "socketapi/stats_publisher.hpp"
 #include "stack/base/random.hpp"
 #include "stack/stack.hpp"
+#include "xdp/function_ref.hpp"
 
 namespace xs {
 
@@ -84,8 +85,10 @@ class Engine final : public SocketObserver {
   // Waits (releasing the lock) until pred() holds or `deadline` passes.
   // Returns pred(). In busy-poll/spin modes the caller polls the device itself.
   // Never interrupted by signals.
-  bool wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline);
-  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+  // `pred` is borrowed for the call (no std::function: no allocation for a
+  // lambda with several captures, on every blocking call).
+  bool wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline);
+  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline,
                          WaitKind kind);
   // A local port the stack is about to bind (0: any). Dedicated IP: returns
   // `port` (the stack picks when 0). Shared IP: reserves it with the kernel
@@ -149,9 +152,11 @@ class Engine final : public SocketObserver {
   // (spin/busy-poll modes): while any does, the progress thread stays off
   // the rings instead of competing for the lock and a core.
   std::atomic<int> spinning_waiters_{0};
-  // When an application thread last polled or called in (microseconds of
-  // Instant): while that is recent, the progress thread keeps away too.
-  std::atomic<int64_t> last_app_activity_us_{0};
+  // Set whenever an application thread polls or calls in; the progress
+  // thread clears it once per sleep step and keeps away while it finds it set
+  // (activity in the last 1-2 ms). A flag, not a timestamp: no clock read
+  // per call.
+  std::atomic<bool> app_active_{false};
   bool events_ = false;
   Instant armed_ = kNever;  // the progress thread's timer deadline
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;

@@ -81,11 +81,33 @@ inline int fail(int e) {
 }
 
 inline Instant deadline_after(bool nonblock, Duration timeo) {
-  Instant now = Engine::clock_now();
-  if (nonblock || timeo.us < 0) return now;  // a negative SO_*TIMEO: do not wait
+  // Instant{} is before any CLOCK_MONOTONIC reading: already expired, without
+  // a clock read on the (common) non-blocking and no-timeout paths.
+  if (nonblock || timeo.us < 0) return Instant{};  // a negative SO_*TIMEO: do not wait
   if (timeo.us == 0) return kNever;
-  return now + timeo;
+  return Engine::clock_now() + timeo;
 }
+
+// A blocking call's deadline, computed when the call first waits (as Linux
+// counts SO_RCVTIMEO/SO_SNDTIMEO from the wait): a call that need not wait
+// reads no clock for it.
+class WaitDeadline {
+ public:
+  WaitDeadline(bool nonblock, Duration timeo) : nonblock_(nonblock), timeo_(timeo) {}
+  operator Instant() {  // NOLINT: converts where wait_locked takes an Instant
+    if (!set_) {
+      at_ = deadline_after(nonblock_, timeo_);
+      set_ = true;
+    }
+    return at_;
+  }
+
+ private:
+  bool nonblock_;
+  bool set_ = false;
+  Duration timeo_;
+  Instant at_;
+};
 
 inline Endpoint endpoint_of(const sockaddr_in& sin) {
   return {Ipv4Addr{ntohl(sin.sin_addr.s_addr)}, ntohs(sin.sin_port)};

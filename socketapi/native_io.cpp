@@ -165,7 +165,7 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
   bool interrupted = false;
   size_t sent = 0;
   bool polled = false;  // spin/busy-poll: the rings were polled before EAGAIN
-  Instant deadline = deadline_after(nb, o->sndtimeo);
+  WaitDeadline deadline(nb, o->sndtimeo);
   if (total == 0) {
     auto r = t->send(Engine::clock_now(), Bytes{}, more);
     e_.after_call_locked();
@@ -246,7 +246,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
   bool polled = false;  // spin/busy-poll: the rings were polled before EAGAIN
   if (flags & MSG_ERRQUEUE) return fail(EAGAIN);  // no error queue
   size_t total = iov_total(iov, iovcnt);
-  Instant deadline = deadline_after(nb, o->rcvtimeo);
+  WaitDeadline deadline(nb, o->rcvtimeo);
   std::vector<uint8_t> tmp;
   uint8_t* buf = nullptr;
   if (iovcnt == 1) buf = static_cast<uint8_t*>(iov[0].iov_base);

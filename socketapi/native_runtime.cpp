@@ -185,7 +185,7 @@ int Runtime::install_locked(std::shared_ptr<Obj> o) {
   return static_cast<int>(i);
 }
 
-WaitStatus Runtime::wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+WaitStatus Runtime::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline,
                                 WaitKind kind) {
   blocked_++;
   WaitStatus r = e_.wait_locked(lk, pred, deadline, kind);

@@ -187,7 +187,7 @@ class Runtime {
   // Engine::wait_locked, counted so that local state changes can wake waiters.
   // Socket calls wait Restartable (EINTR unless SA_RESTART and no timeout);
   // poll/epoll_wait Interruptible (always EINTR), as Linux.
-  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, const std::function<bool()>& pred, Instant deadline,
+  WaitStatus wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline,
                          WaitKind kind = WaitKind::Restartable);
   // After a call that may have made something ready for another thread's
   // blocked call (close, shutdown, epoll_ctl...): wake the engine's waiters.
