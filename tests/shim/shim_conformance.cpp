@@ -387,6 +387,21 @@ int fionread_reach(int fd, int n, int ms) {
   }
 }
 
+// Waits up to `ms` for child `pid` to exit; one still running then is
+// killed and 0 returned (the caller's check fails), never left behind.
+pid_t reap(pid_t pid, int ms, int* status) {
+  pid_t wr = 0;
+  for (int i = 0; i < ms / 20 && wr == 0; ++i) {
+    wr = waitpid(pid, status, WNOHANG);
+    if (wr == 0) usleep(20000);
+  }
+  if (wr == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+  }
+  return wr;
+}
+
 struct Closer {
   std::vector<int> fds;
   ~Closer() {
@@ -1327,15 +1342,7 @@ void case_fork() {
     rep.append(b, static_cast<size_t>(r));
   }
   int status = -1;
-  pid_t wr = 0;
-  for (int i = 0; i < 100 && wr == 0; ++i) {
-    wr = waitpid(pid, &status, WNOHANG);
-    if (wr == 0) usleep(20000);
-  }
-  if (wr == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  pid_t wr = reap(pid, 2000, &status);
   CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit status %#x", status);
   auto field = [&](const std::string& key) {
     size_t at = rep.find(key + " ");
@@ -1475,15 +1482,7 @@ void case_grandchild_ioctl() {
   CHECKF(got == "data " + hex_of("G"), "peer read from the grandchild '%s'", got.c_str());
   peer_ok("SENDHEX gfork 6763");
   int status = -1;
-  pid_t wr = 0;
-  for (int i = 0; i < 250 && wr == 0; ++i) {
-    wr = waitpid(pid, &status, WNOHANG);
-    if (wr == 0) usleep(20000);
-  }
-  if (wr == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  pid_t wr = reap(pid, 5000, &status);
   CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
          "child exit status %#x (3 getpeername, 4 send, 5 read, 6 fork/wait in the grandchild)", status);
   step("parent: the connection survives both");
@@ -1532,15 +1531,7 @@ void case_exec() {
   std::string got = peer_read("exec", 3, 5000);
   CHECKF(got == "data " + hex_of("Xab"), "peer read from the exec'd program '%s'", got.c_str());
   int status = -1;
-  pid_t wr = 0;
-  for (int i = 0; i < 250 && wr == 0; ++i) {
-    wr = waitpid(pid, &status, WNOHANG);
-    if (wr == 0) usleep(20000);
-  }
-  if (wr == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  pid_t wr = reap(pid, 5000, &status);
   CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
          "exec'd program exit status %#x (3 getpeername, 4 getsockname, 5 SO_TYPE, 6 read, 7 write, 8 dup2, 9 exec)",
          status);
@@ -1589,15 +1580,7 @@ void case_udp_fork() {
   }
   if (!CHECKF(pid > 0, "fork: %s", ename(errno))) return;
   int status = -1;
-  pid_t wr = 0;
-  for (int i = 0; i < 250 && wr == 0; ++i) {
-    wr = waitpid(pid, &status, WNOHANG);
-    if (wr == 0) usleep(20000);
-  }
-  if (wr == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  pid_t wr = reap(pid, 5000, &status);
   CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
          "child exit status %#x (3 sendto, 4 wait, 5 recvfrom, 6 getsockname, 7 connect, 8 send, 9 wait, 10 "
          "MSG_TRUNC)",
@@ -1645,15 +1628,7 @@ void case_child_looks_only() {
   ssize_t n = read_exact(s, b, 3, 3000);
   CHECKF(n == 3 && memcmp(b, "abc", 3) == 0, "parent read %zd byte(s) '%.3s' while the child held the socket", n, b);
   int status = -1;
-  pid_t wr = 0;
-  for (int i = 0; i < 250 && wr == 0; ++i) {
-    wr = waitpid(pid, &status, WNOHANG);
-    if (wr == 0) usleep(20000);
-  }
-  if (wr == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  pid_t wr = reap(pid, 5000, &status);
   CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
          "child exit status %#x (3 getpeername, 4 SO_TYPE, 5 F_GETFL/F_SETFL, 6 pipe)", status);
 }

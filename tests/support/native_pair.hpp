@@ -46,20 +46,24 @@ struct NativePair {
     a.reset();
     b.reset();
   }
-  // A listening socket on B at `port`.
-  int listen_b(uint16_t port, int flags = 0) {
+  // A listening socket on B at `port`; `rcvbuf` > 0 sets SO_RCVBUF on it,
+  // which accepted sockets inherit.
+  int listen_b(uint16_t port, int flags = 0, int rcvbuf = 0) {
     int l = b->socket(AF_INET, SOCK_STREAM | flags, 0);
     EXPECT_GE(l, 0);
     int one = 1;
     EXPECT_EQ(b->setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    if (rcvbuf > 0) {
+      EXPECT_EQ(b->setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    }
     auto s = sin_of(Ipv4Addr::any(), port);
     EXPECT_EQ(b->bind(l, sa(s), sizeof s), 0);
     EXPECT_EQ(b->listen(l, 16), 0);
     return l;
   }
   // A connected pair: A's client fd, B's accepted fd.
-  std::pair<int, int> connected(uint16_t port) {
-    int l = listen_b(port);
+  std::pair<int, int> connected(uint16_t port, int rcvbuf = 0) {
+    int l = listen_b(port, 0, rcvbuf);
     int c = a->socket(AF_INET, SOCK_STREAM, 0);
     auto s = sin_of(kB, port);
     EXPECT_EQ(a->connect(c, sa(s), sizeof s), 0) << strerror(errno);

@@ -23,24 +23,14 @@
 #include "socketapi/native_runtime.hpp"
 #include "socketapi/xstack.h"
 #include "socketapi/xstack.hpp"
+#include "tests/support/native_pair.hpp"
 
 namespace xs {
 namespace {
 
 using native::Runtime;
+using namespace testing_native;
 using Clock = std::chrono::steady_clock;
-
-constexpr Ipv4Addr kA = Ipv4Addr::from_octets(198, 18, 0, 1);
-constexpr Ipv4Addr kB = Ipv4Addr::from_octets(198, 18, 0, 2);
-
-sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_port = htons(port);
-  s.sin_addr.s_addr = htonl(a.v);
-  return s;
-}
-const sockaddr* sa(const sockaddr_in& s) { return reinterpret_cast<const sockaddr*>(&s); }
 
 // The byte at stream offset i: a period (251) that is not a power of two, so
 // a view at the wrong ring offset cannot match by accident.
@@ -53,47 +43,8 @@ bool matches(const xs_zc_iov& v, size_t stream_off) {
   return true;
 }
 
-struct ZcPair {
-  ZcPair() {
-    auto [da, db] = make_memory_device_pair(MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}});
-    EngineConfig ca;
-    ca.addr = {kA, 24};
-    EngineConfig cb = ca;
-    cb.addr = {kB, 24};
-    ea = std::make_unique<Engine>(ca, std::move(da));
-    eb = std::make_unique<Engine>(cb, std::move(db));
-    ea->start();
-    eb->start();
-    a = std::make_unique<Runtime>(*ea);
-    b = std::make_unique<Runtime>(*eb);
-  }
-  ~ZcPair() {
-    a.reset();
-    b.reset();
-  }
-  // A connected TCP pair (A's client, B's accepted socket); `rcvbuf` > 0
-  // sets SO_RCVBUF on B's listener, which the accepted socket inherits.
-  std::pair<int, int> connected(uint16_t port, int rcvbuf = 0) {
-    int l = b->socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    EXPECT_EQ(b->setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
-    if (rcvbuf > 0) {
-      EXPECT_EQ(b->setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
-    }
-    auto s = sin_of(Ipv4Addr::any(), port);
-    EXPECT_EQ(b->bind(l, sa(s), sizeof s), 0);
-    EXPECT_EQ(b->listen(l, 4), 0);
-    int c = a->socket(AF_INET, SOCK_STREAM, 0);
-    auto to = sin_of(kB, port);
-    EXPECT_EQ(a->connect(c, sa(to), sizeof to), 0) << strerror(errno);
-    int srv = b->accept(l, nullptr, nullptr);
-    EXPECT_GE(srv, 0) << strerror(errno);
-    b->close(l);
-    return {c, srv};
-  }
-  std::unique_ptr<Engine> ea, eb;
-  std::unique_ptr<Runtime> a, b;
-};
+// Two runtimes over an in-memory link (tests/support/native_pair.hpp).
+using ZcPair = NativePair;
 
 void send_pattern(Runtime& r, int fd, size_t off, size_t len) {
   std::vector<uint8_t> buf(len);
