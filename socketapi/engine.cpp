@@ -65,6 +65,7 @@ Engine::Engine(const EngineConfig& cfg, std::unique_ptr<PacketDevice> dev, std::
   }
   tap_ = std::make_unique<CaptureTap>(*dev_);
   stack_ = std::make_unique<Stack>(sc, *rng_, *tap_);
+  stack_->set_frame_lender(dev_->frame_lender());
   if (host_) host_->sync(stack_->arp());
   if (cfg.dedicated_ip) {
     // The address is ours alone: every packet for it comes to the stack, so

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <unordered_map>
 
 namespace xs {
 
@@ -16,8 +17,14 @@ struct Pipe {
   ~Pipe() { close(efd); }
 };
 
-class MemoryDevice final : public PacketDevice {
+// Lends frames like the AF_XDP device (FrameLender), so engine tests exercise
+// zero-copy receive without privileges.
+class MemoryDevice final : public PacketDevice, public FrameLender {
  public:
+  // Frames lent at once; beyond, hold() refuses and the stack copies (as the
+  // AF_XDP device does at its lend_limit).
+  static constexpr size_t kLendLimit = 256;
+
   MemoryDevice(MacAddr mac, std::shared_ptr<Pipe> rx, std::shared_ptr<Pipe> tx)
       : mac_(mac), rx_(std::move(rx)), tx_(std::move(tx)), buf_(1514) {}
   MutBytes tx_acquire() override { return MutBytes(buf_.data(), buf_.size()); }
@@ -38,18 +45,45 @@ class MemoryDevice final : public PacketDevice {
     (void)r;
     size_t n = 0;
     while (n < max) {
-      std::vector<uint8_t> f;
       {
         std::lock_guard<std::mutex> lk(rx_->mu);
         if (rx_->frames.empty()) break;
-        f = std::move(rx_->frames.front());
+        cur_ = std::move(rx_->frames.front());
         rx_->frames.pop_front();
       }
-      fn(Bytes(f.data(), f.size()));
+      in_rx_ = true;
+      cur_held_ = false;
+      fn(Bytes(cur_.data(), cur_.size()));
+      in_rx_ = false;
       ++n;
       c_.rx_frames++;
     }
     return n;
+  }
+
+  FrameLender* frame_lender() override { return this; }
+  std::optional<uint64_t> hold(Bytes bytes) override {
+    // Only the frame being delivered, once (cur_ is moved out by the hold).
+    if (!in_rx_ || cur_held_) return std::nullopt;
+    const auto lo = reinterpret_cast<uintptr_t>(cur_.data());
+    const auto p = reinterpret_cast<uintptr_t>(bytes.data());
+    if (p < lo || p + bytes.size() > lo + cur_.size()) return std::nullopt;
+    if (lent_.size() >= kLendLimit) {
+      c_.rx_lend_refused++;
+      return std::nullopt;
+    }
+    const uint64_t handle = next_handle_++;
+    // Moving the vector keeps its buffer, so the stack's pointers into it
+    // (and the span the callback is still reading) stay valid.
+    lent_.emplace(handle, std::move(cur_));
+    cur_held_ = true;
+    c_.rx_lent = lent_.size();
+    c_.rx_lends++;
+    return handle;
+  }
+  void release(uint64_t handle) override {
+    lent_.erase(handle);
+    c_.rx_lent = lent_.size();
   }
   void flush_tx() override {}
   std::vector<int> wait_fds() const override { return {rx_->efd}; }
@@ -65,6 +99,12 @@ class MemoryDevice final : public PacketDevice {
   std::shared_ptr<Pipe> rx_, tx_;
   std::vector<uint8_t> buf_;
   DeviceCounters c_;
+  // The frame poll_rx is delivering, which hold() may take.
+  std::vector<uint8_t> cur_;
+  bool in_rx_ = false;
+  bool cur_held_ = false;
+  std::unordered_map<uint64_t, std::vector<uint8_t>> lent_;
+  uint64_t next_handle_ = 1;
 };
 
 }  // namespace

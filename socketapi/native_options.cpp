@@ -291,6 +291,12 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
     else (void)u->set_ttl(iv);
     return 0;
   }
+  if (level == XS_SOL_XSTACK && name == XS_ZC_RX_FRAMES) {
+    if (int e = get_int()) return fail(e);
+    if (t) t->set_zc_frames(iv != 0);
+    else u->set_zc_frames(iv != 0);
+    return 0;
+  }
   return fail(ENOPROTOOPT);
 }
 
@@ -456,6 +462,10 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       return put(&c, 1);
     }
     return put_int(v);
+  }
+  if (level == XS_SOL_XSTACK) {
+    if (name == XS_ZC_RX_FRAMES) return put_int((t ? t->zc_frames() : u->zc_frames()) ? 1 : 0);
+    return fail(ENOPROTOOPT);
   }
   if (level == IPPROTO_UDP && u) return fail(ENOPROTOOPT);  // no IPPROTO_UDP option is implemented
   // A level the socket does not handle (IPPROTO_UDP on TCP, IPPROTO_IPV6 on AF_INET,

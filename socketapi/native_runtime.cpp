@@ -64,6 +64,8 @@ bool is_pow2(uint32_t x) { return x != 0 && (x & (x - 1)) == 0; }
 bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
   uint32_t ring = 0, us = static_cast<uint32_t>(dc->busy_poll_usecs), budget = static_cast<uint32_t>(dc->busy_poll_budget);
   if (!env_u32("XSTACK_FRAMES", 256, 1u << 18, &dc->frame_count)) return false;
+  // Lending more than half the frames would starve the fill ring and TX.
+  if (!env_u32("XSTACK_ZC_LEND_FRAMES", 1, dc->frame_count / 2, &dc->lend_limit)) return false;
   if (!env_u32("XSTACK_RING", 64, 1u << 15, &ring) || (ring != 0 && !is_pow2(ring))) return false;
   if (ring != 0) dc->rx_ring = dc->tx_ring = dc->fill_ring = dc->comp_ring = ring;
   if (!env_u32("XSTACK_BUSY_POLL_USECS", 0, 100000, &us) || !env_u32("XSTACK_BUSY_POLL_BUDGET", 1, 1024, &budget))

@@ -72,20 +72,21 @@ int Runtime::zc_recv(int fd, xs_zc_iov* out, int max, int flags) {
   // TCP. SO_RCVLOWAT as recv applies it: wait until that much is readable
   // (or end of stream, an error, the timeout), then lend what there is.
   const size_t lowat = static_cast<size_t>(std::max(o->tcp->options().rcvlowat, 1u));
-  const size_t spans = max >= 2 ? 2 : 1;
+  // One view per frame the bytes stayed in (XS_ZC_RX_FRAMES), else one or
+  // two of the ring; at most this many per call keeps the array on the stack.
+  constexpr size_t kMaxSpans = 64;
+  std::array<Bytes, kMaxSpans> spans;
+  const size_t want_spans = std::min<size_t>(static_cast<size_t>(max), kMaxSpans);
   bool timed_out = false;
   for (;;) {
     TcpSocket* t = o->tcp;
     const size_t avail = t->bytes_readable();
     if (avail == 0 || avail >= lowat || nb || timed_out ||
         (t->readiness() & (ev::kErr | ev::kHup | ev::kRdHup)) != 0) {
-      auto r = t->zc_borrow(SIZE_MAX, spans);
+      auto r = t->zc_borrow(SIZE_MAX, std::span(spans.data(), want_spans));
       if (r) {
-        int n = 0;
-        for (Bytes s : *r) {
-          if (!s.empty()) out[n++] = view_of(s.data(), s.size());
-        }
-        return n;  // 0: end of stream
+        for (size_t i = 0; i < *r; ++i) out[i] = view_of(spans[i].data(), spans[i].size());
+        return static_cast<int>(*r);  // 0: end of stream
       }
       if (r.error() != SockError::WouldBlock) return fail(to_errno(r.error()));
       if (nb && !polled && (polled = e_.poll_before_eagain_locked())) continue;  // spin/busy-poll

@@ -10,6 +10,7 @@
 
 #include "stack/base/addr.hpp"
 #include "stack/base/bytes.hpp"
+#include "stack/net/frame_lender.hpp"
 #include "stack/net/frame_sink.hpp"
 
 namespace xs {
@@ -21,6 +22,9 @@ inline constexpr uint8_t kFlowArp = 0xFE;
 struct DeviceCounters {
   uint64_t rx_frames = 0, tx_frames = 0, tx_kicks = 0, tx_no_buffer = 0;
   uint64_t rx_dropped = 0, rx_ring_full = 0, rx_fill_empty = 0, tx_ring_empty = 0, invalid_descs = 0;
+  // Zero-copy receive (FrameLender): frames lent to sockets now, and holds
+  // refused because the device's lend limit was reached (those were copied).
+  uint64_t rx_lent = 0, rx_lend_refused = 0, rx_lends = 0;  // lent: now; lends: ever
 };
 
 class PacketDevice : public FrameSink {
@@ -38,6 +42,9 @@ class PacketDevice : public FrameSink {
   // The kernel's index of the interface (IP_PKTINFO's ipi_ifindex); 0 when none.
   virtual int ifindex() const { return 0; }
   virtual DeviceCounters counters() const = 0;
+  // Lends received frames to sockets that keep payloads in place (zero-copy
+  // receive); null when the device cannot, and sockets then copy.
+  virtual FrameLender* frame_lender() { return nullptr; }
   virtual std::string name() const = 0;
 };
 

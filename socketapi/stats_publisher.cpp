@@ -157,6 +157,9 @@ void fill_stats_snapshot(stats::Header& h, Stack& stack, const DeviceCounters& d
   dev_counter("rx_fill_empty", dev.rx_fill_empty);
   dev_counter("tx_ring_empty", dev.tx_ring_empty);
   dev_counter("invalid_descs", dev.invalid_descs);
+  dev_counter("rx_lent", dev.rx_lent);
+  dev_counter("rx_lend_refused", dev.rx_lend_refused);
+  dev_counter("rx_lends", dev.rx_lends);
   h.socket_rows = n;
   h.socket_total = total;
   h.truncated = total > n;

@@ -39,6 +39,9 @@ DeviceCounters XdpPacketDevice::counters() const {
   d.rx_fill_empty = c.kernel.rx_fill_ring_empty_descs;
   d.tx_ring_empty = c.kernel.tx_ring_empty_descs;
   d.invalid_descs = c.kernel.rx_invalid_descs + c.kernel.tx_invalid_descs;
+  d.rx_lent = c.xsk.lent;
+  d.rx_lends = c.xsk.lends;
+  d.rx_lend_refused = c.xsk.lend_refused;
   return d;
 }
 

@@ -11,7 +11,7 @@
 
 namespace xs {
 
-class XdpPacketDevice final : public PacketDevice {
+class XdpPacketDevice final : public PacketDevice, public FrameLender {
  public:
   static Expected<std::unique_ptr<XdpPacketDevice>, std::string> open(const XdpDeviceConfig& cfg);
   explicit XdpPacketDevice(std::unique_ptr<XdpDevice> dev) : dev_(std::move(dev)) {}
@@ -26,6 +26,11 @@ class XdpPacketDevice final : public PacketDevice {
   int ifindex() const override { return dev_->ifindex(); }
   DeviceCounters counters() const override;
   std::string name() const override { return "xdp:" + dev_->ifname(); }
+  FrameLender* frame_lender() override { return this; }
+
+  // FrameLender: lends the UMEM frame being delivered (XdpDevice::hold).
+  std::optional<uint64_t> hold(Bytes bytes) override { return dev_->hold(bytes); }
+  void release(uint64_t handle) override { dev_->release(handle); }
 
   MutBytes tx_acquire() override { return dev_->tx_acquire(); }
   void tx_commit(size_t len) override { dev_->tx_commit(len); }

@@ -84,6 +84,16 @@ int xs_epoll_wait(int epfd, struct epoll_event* evs, int max, int timeout_ms);
 /* True when fd is an xstack socket or epoll instance. */
 int xs_is_xstack_fd(int fd);
 
+/* ---- xstack's own socket options (xs_setsockopt/xs_getsockopt) ----------
+ * A level no Linux protocol uses, so the kernel answers ENOPROTOOPT for it. */
+#define XS_SOL_XSTACK 0x5853
+/* int, TCP and UDP: keep received payloads in the frames they arrived in
+ * (the device's UMEM) instead of copying them into the socket's receive
+ * queue; xs_zc_recv then lends those frames themselves, and xs_recv copies
+ * once, from the frame. Accepted sockets inherit it. Frames the device
+ * cannot spare (XSTACK_ZC_LEND_FRAMES per queue) are copied as usual. */
+#define XS_ZC_RX_FRAMES 1
+
 /* ---- zero-copy calls (docs/zerocopy.md) ---------------------------------
  * A view of bytes in the stack's own socket buffers. */
 struct xs_zc_iov {
@@ -95,7 +105,9 @@ struct xs_zc_iov {
 /* Receives without copying into an application buffer: fills up to `max`
  * views of received data in place in the socket's receive queue and lends
  * them to the caller until xs_zc_release. TCP: the oldest readable bytes not
- * yet lent, as one view, or two where the queue wraps; UDP: one datagram per
+ * yet lent, one view per frame they stayed in (XS_ZC_RX_FRAMES), then one
+ * view of the receive ring, or two where it wraps (up to `max` views, at
+ * most 64 per call); UDP: one datagram per
  * view, oldest first. Returns the number of views; 0 is end of stream (TCP).
  * Lent bytes keep occupying the receive buffer: the TCP window reopens (and a
  * UDP socket admits more datagrams) only as they are released. Blocking,

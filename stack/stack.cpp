@@ -73,4 +73,9 @@ Instant Stack::poll_at() const {
   return min(min(arp_.poll_at(), ip_.poll_at()), tcp_.poll_at());
 }
 
+void Stack::set_frame_lender(FrameLender* lender) {
+  tcp_.set_frame_lender(lender);
+  udp_.set_frame_lender(lender);
+}
+
 }  // namespace xs

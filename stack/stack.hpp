@@ -10,6 +10,7 @@
 #include "stack/base/random.hpp"
 #include "stack/base/time.hpp"
 #include "stack/net/arp_cache.hpp"
+#include "stack/net/frame_lender.hpp"
 #include "stack/net/frame_sink.hpp"
 #include "stack/net/ip_layer.hpp"
 #include "stack/tcp/tcp_config.hpp"
@@ -35,6 +36,9 @@ class Stack {
 
   // An Ethernet frame from the device.
   void receive_frame(Instant now, Bytes frame);
+  // Where sockets that receive into frames (zero-copy receive) borrow them;
+  // null (the default) makes every socket copy. Must outlive the stack.
+  void set_frame_lender(FrameLender* lender);
   // Runs every layer's due timers (ARP, reassembly, TCP).
   void poll(Instant now);
   // Earliest instant poll() has work to do.

@@ -12,6 +12,7 @@ const char* FramePool::state_name(State s) {
     case State::kRx: return "rx";
     case State::kTxAcquired: return "tx-acquired";
     case State::kTxInFlight: return "tx-in-flight";
+    case State::kLent: return "lent";
   }
   return "?";
 }

@@ -1,10 +1,11 @@
 // Ownership of UMEM frames. Every frame is in exactly one state at any time:
 // on the free list, lent to the kernel for RX (fill ring, kernel, RX ring),
-// held by the stack while an RX callback runs, lent to the stack by
-// tx_acquire(), or handed to the kernel for TX (TX ring, in flight, completion
-// ring). The pool tracks a state per frame so a double free, a lost frame or a
-// descriptor the kernel should never have returned is detected, not silently
-// corrupting memory. check_invariant() is used by debug builds and tests.
+// held by the stack while an RX callback runs, kept by a socket past the
+// callback (zero-copy receive), lent to the stack by tx_acquire(), or handed
+// to the kernel for TX (TX ring, in flight, completion ring). The pool tracks
+// a state per frame so a double free, a lost frame or a descriptor the kernel
+// should never have returned is detected, not silently corrupting memory.
+// check_invariant() is used by debug builds and tests.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -23,8 +24,9 @@ class FramePool {
     kRx = 2,        // held by the stack during an RX callback
     kTxAcquired = 3,  // lent to the stack by tx_acquire(), not committed yet
     kTxInFlight = 4,  // on the TX ring, in flight, or on the completion ring
+    kLent = 5,        // received, kept by a socket past its RX callback (FrameLender)
   };
-  static constexpr size_t kStateCount = 5;
+  static constexpr size_t kStateCount = 6;
   static const char* state_name(State s);
 
   // frame_size must be a power of two; all frames start free.

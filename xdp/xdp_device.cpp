@@ -13,6 +13,11 @@ namespace xs {
 
 namespace {
 
+// A lent frame's handle: queue in the top 16 bits, UMEM address below
+// (UMEMs are far below 2^48 bytes).
+constexpr unsigned kHandleQueueShift = 48;
+constexpr uint64_t kHandleAddrMask = (uint64_t(1) << kHandleQueueShift) - 1;
+
 struct LinkInfo {
   MacAddr mac;
   uint32_t mtu = 0;
@@ -81,6 +86,7 @@ Expected<std::unique_ptr<XdpDevice>, std::string> XdpDevice::open(const XdpDevic
     xc.busy_poll_usecs = cfg.busy_poll_usecs;
     xc.busy_poll_budget = cfg.busy_poll_budget;
     xc.max_frame_len = d->mtu_ + 14;
+    xc.lend_limit = cfg.lend_limit;
     auto s = XskSocket::create(xc);
     if (!s) return unexpected(s.error());
     if (auto st = d->program_->set_socket(q, (*s)->fd()); !st) return unexpected(st.error());
@@ -99,12 +105,31 @@ int XdpDevice::poll_rx(RxHandler on_frame, int max) {
   int total = 0;
   const size_t n = sockets_.size();
   for (size_t i = 0; i < n && total < max; ++i) {
-    XskSocket& s = *sockets_[(rr_ + i) % n];
+    const size_t q = (rr_ + i) % n;
+    XskSocket& s = *sockets_[q];
     s.drain_completions();
+    rx_queue_ = q;
     total += s.poll_rx(on_frame, max - total);
+    rx_queue_ = kNoQueue;
   }
   rr_ = (rr_ + 1) % n;
   return total;
+}
+
+std::optional<uint64_t> XdpDevice::hold(Bytes bytes) {
+  if (rx_queue_ == kNoQueue) return std::nullopt;
+  const std::optional<uint64_t> addr = sockets_[rx_queue_]->hold_current(bytes);
+  if (!addr) return std::nullopt;
+  return (uint64_t(rx_queue_) << kHandleQueueShift) | *addr;
+}
+
+void XdpDevice::release(uint64_t handle) {
+  const uint64_t q = handle >> kHandleQueueShift;
+  if (q >= sockets_.size()) {
+    ++bad_releases_;
+    return;
+  }
+  sockets_[q]->release_lent(handle & kHandleAddrMask);
 }
 
 void XdpDevice::flush_tx() {
@@ -143,6 +168,7 @@ XdpDeviceCounters XdpDevice::counters() const {
     c.xsk += s->counters();
     if (auto k = s->kernel_stats()) c.kernel += *k;
   }
+  c.xsk.lend_bad_release += bad_releases_;
   c.program = program_->stats();
   return c;
 }

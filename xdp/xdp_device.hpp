@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@ struct XdpDeviceConfig {
   int busy_poll_budget = 64;    // SO_BUSY_POLL_BUDGET
   bool force_copy = true;       // veth supports copy mode only
   bool replace_foreign_program = false;  // see XdpProgramOptions
+  uint32_t lend_limit = 0;      // frames per queue lent for zero-copy receive; 0: frame_count / 4
 };
 
 struct XdpDeviceCounters {
@@ -49,6 +51,13 @@ class XdpDevice final : public FrameSink {
   // Up to `max` frames from all queues (round robin), each handed to
   // `on_frame`; also drains TX completions. Returns the number handed over.
   int poll_rx(RxHandler on_frame, int max);
+  // Zero-copy receive (FrameLender): from inside a poll_rx callback, keeps
+  // the frame being delivered (XskSocket::hold_current on the queue being
+  // polled). The handle is (queue << 48) | UMEM address, for release().
+  std::optional<uint64_t> hold(Bytes bytes);
+  // Gives a held frame back to its queue; a bad handle is counted
+  // (lend_bad_release) and ignored.
+  void release(uint64_t handle);
   // Kicks every queue with TX descriptors pending.
   void flush_tx();
   // One fd per queue: POLLIN when its RX ring has frames (interrupt mode).
@@ -86,6 +95,11 @@ class XdpDevice final : public FrameSink {
   uint32_t mtu_ = 0;
   uint32_t tx_queue_ = 0;
   size_t rr_ = 0;
+  // The queue whose poll_rx is running (its callback may hold its frame);
+  // kNoQueue between polls.
+  static constexpr size_t kNoQueue = ~size_t(0);
+  size_t rx_queue_ = kNoQueue;
+  uint64_t bad_releases_ = 0;  // release() handles naming no queue
   std::unique_ptr<XdpProgram> program_;
   std::vector<std::unique_ptr<XskSocket>> sockets_;
 };

@@ -62,6 +62,10 @@ XskCounters& XskCounters::operator+=(const XskCounters& o) {
   kick_errors += o.kick_errors;
   kick_gave_up += o.kick_gave_up;
   bad_descs += o.bad_descs;
+  lent += o.lent;
+  lends += o.lends;
+  lend_refused += o.lend_refused;
+  lend_bad_release += o.lend_bad_release;
   return *this;
 }
 
@@ -112,6 +116,7 @@ Expected<std::unique_ptr<XskSocket>, std::string> XskSocket::create(const XskCon
   s->fill_target_ = std::min(cfg.fill_size, cfg.frame_count / 2);
   s->max_frame_len_ = cfg.frame_size - kRxHeadroom;
   if (cfg.max_frame_len != 0) s->set_max_frame_len(cfg.max_frame_len);
+  s->lend_limit_ = cfg.lend_limit != 0 ? cfg.lend_limit : cfg.frame_count / 4;
   s->refill();
   if (cfg.busy_poll) {
     if (auto st = s->set_busy_poll(true, cfg.busy_poll_usecs, cfg.busy_poll_budget); !st) return unexpected(st.error());
@@ -169,17 +174,26 @@ int XskSocket::poll_rx(RxHandler on_frame, int max) {
     const uint64_t addr = d->addr;
     const uint32_t len = d->len;
     const uint64_t chunk = pool.chunk_of(addr);
+    rx_batch_seen_ = i + 1;
     if (!pool.contains(addr) || addr + len > chunk + cfg_.frame_size || !pool.move(addr, State::kFill, State::kRx)) {
       ++counters_.bad_descs;
       continue;
     }
     ++counters_.rx_frames;
     counters_.rx_bytes += len;
-    on_frame(Bytes(umem_->data(addr), len));
-    pool.move(addr, State::kRx, State::kFree);
+    rx_in_callback_ = true;
+    rx_cur_held_ = false;
+    rx_cur_addr_ = addr;
+    rx_cur_data_ = umem_->data(addr);
+    rx_cur_len_ = len;
+    on_frame(Bytes(rx_cur_data_, len));
+    rx_in_callback_ = false;
+    // A held frame is the socket's now (kLent) until release_lent().
+    if (!rx_cur_held_) pool.move(addr, State::kRx, State::kFree);
     ++delivered;
   }
   if (n > 0) xsk_ring_cons__release(&rx_, n);
+  rx_batch_seen_ = 0;
   refill();
 #ifndef NDEBUG
   // O(frame_count): every 256th poll in debug builds.
@@ -188,6 +202,41 @@ int XskSocket::poll_rx(RxHandler on_frame, int max) {
   ++counters_.rx_polls;
 #endif
   return delivered;
+}
+
+std::optional<uint64_t> XskSocket::hold_current(Bytes bytes) {
+  // One hold per frame: a frame has one state, so a second holder could not
+  // be told apart from the first at release.
+  if (!rx_in_callback_ || rx_cur_held_) return std::nullopt;
+  // Compared as integers: pointers into different objects have no order.
+  const auto lo = reinterpret_cast<uintptr_t>(rx_cur_data_);
+  const auto p = reinterpret_cast<uintptr_t>(bytes.data());
+  if (p < lo || p + bytes.size() > lo + rx_cur_len_) return std::nullopt;
+  if (counters_.lent >= lend_limit_) {
+    ++counters_.lend_refused;
+    return std::nullopt;
+  }
+  FramePool& pool = umem_->pool();
+  if (!pool.move(rx_cur_addr_, State::kRx, State::kLent)) {
+    ++counters_.bad_descs;  // poll_rx moved it to kRx before the callback: a bug here
+    return std::nullopt;
+  }
+  rx_cur_held_ = true;
+  ++counters_.lent;
+  ++counters_.lends;
+  return pool.chunk_of(rx_cur_addr_);
+}
+
+void XskSocket::release_lent(uint64_t addr) {
+  if (!umem_->pool().move(addr, State::kLent, State::kFree)) {
+    ++counters_.lend_bad_release;
+    return;
+  }
+  --counters_.lent;
+  // The kernel has no fill entry left and drops what arrives: give it this
+  // frame now rather than at the next poll_rx, which in interrupt mode waits
+  // for traffic that cannot arrive. Otherwise the next poll_rx refills.
+  if (ring_used(umem_->fill()->producer, umem_->fill()->consumer) == 0) refill();
 }
 
 size_t XskSocket::drain_completions() {
@@ -314,7 +363,11 @@ Expected<XskKernelStats, std::string> XskSocket::kernel_stats() const {
 std::string XskSocket::check_invariant() const {
   const FramePool& pool = umem_->pool();
   if (std::string why = pool.check_invariant(); !why.empty()) return why;
-  if (pool.count(State::kRx) != 0) return "frames held by RX outside a poll_rx callback";
+  // Inside a callback the frame being delivered is kRx unless it was held.
+  const size_t rx_expected = rx_in_callback_ && !rx_cur_held_ ? 1 : 0;
+  if (pool.count(State::kRx) != rx_expected) return "frames held by RX outside a poll_rx callback";
+  if (pool.count(State::kLent) != counters_.lent) return "lent count disagrees with hold_current/release_lent";
+  if (pool.count(State::kLent) > lend_limit_) return "more frames lent than lend_limit";
   if (pool.count(State::kTxAcquired) != (tx_held_ ? 1u : 0u)) return "tx-acquired count disagrees with tx_acquire()";
   Umem& u = *umem_;
   // Frames on the fill ring are a subset of those lent for RX (the kernel also
@@ -323,7 +376,9 @@ std::string XskSocket::check_invariant() const {
   if (on_fill > pool.count(State::kFill)) return "fill ring holds more frames than were lent for RX";
   const uint32_t on_tx = ring_used(tx_.producer, tx_.consumer);
   if (on_tx > pool.count(State::kTxInFlight)) return "TX ring holds more frames than were sent";
-  const uint32_t on_rx = ring_used(rx_.producer, rx_.consumer);
+  // Inside a callback the batch is still on the RX ring (released after the
+  // loop), but the descriptors already taken are no longer lent for RX.
+  const uint32_t on_rx = ring_used(rx_.producer, rx_.consumer) - rx_batch_seen_;
   if (on_fill + on_rx > pool.count(State::kFill)) return "fill + RX rings hold more frames than were lent for RX";
   return {};
 }

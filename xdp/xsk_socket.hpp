@@ -1,6 +1,7 @@
 // One AF_XDP socket bound to one RX queue of an interface, with its own UMEM.
 // RX: poll_rx() peeks a batch, hands each frame to a callback, releases the
-// batch and refills the fill ring. TX: the FrameSink interface lends a free
+// batch and refills the fill ring; a callback may keep its frame past the
+// call (hold_current, zero-copy receive) until release_lent(). TX: the FrameSink interface lends a free
 // UMEM frame (tx_acquire), puts its descriptor on the TX ring (tx_commit), and
 // flush() kicks the kernel. Copy mode (veth): every TX submit needs a sendto()
 // kick, RX needs no syscall (see xdp/README.md).
@@ -8,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <xdp/xsk.h>
@@ -33,6 +35,10 @@ struct XskConfig {
   int busy_poll_usecs = 20;    // SO_BUSY_POLL: how long a busy poll may spin in the driver
   int busy_poll_budget = 64;   // SO_BUSY_POLL_BUDGET: packets per busy poll
   size_t max_frame_len = 0;    // 0: frame_size - XDP_PACKET_HEADROOM
+  // Received frames hold_current() may keep past their callback at once;
+  // 0: frame_count / 4. Lent frames are neither on the fill ring nor free
+  // for TX, so the bound keeps both directions supplied.
+  uint32_t lend_limit = 0;
 };
 
 // Counted by us, per socket.
@@ -51,6 +57,10 @@ struct XskCounters {
   uint64_t kick_errors = 0;      // sendto() failed otherwise (e.g. ENETDOWN, ENXIO)
   uint64_t kick_gave_up = 0;     // flush() left descriptors on the ring after its bounded loop
   uint64_t bad_descs = 0;        // RX/completion address not in the expected state: a bug
+  uint64_t lent = 0;             // frames kept by hold_current() and not released yet (a level)
+  uint64_t lend_refused = 0;     // hold_current() refused: lend_limit frames already lent
+  uint64_t lends = 0;            // hold_current() granted, ever (lent is the level)
+  uint64_t lend_bad_release = 0; // release_lent() of a frame that was not lent: a bug
 
   XskCounters& operator+=(const XskCounters& o);
 };
@@ -87,6 +97,18 @@ class XskSocket final : public FrameSink {
   // Hands up to `max` received frames to `on_frame`, then refills the fill
   // ring. Returns the number of frames handed over.
   int poll_rx(RxHandler on_frame, int max);
+
+  // Zero-copy receive. Only from inside a poll_rx callback: keeps the frame
+  // being delivered out of reuse (kRx -> kLent) so `bytes`, which must lie
+  // within that frame's data, stay valid after the callback, and returns the
+  // frame's UMEM address for release_lent(). nullopt outside a callback, for
+  // bytes elsewhere, for a frame already held, or when lend_limit frames are
+  // lent (counted in lend_refused): the caller copies instead.
+  std::optional<uint64_t> hold_current(Bytes bytes);
+  // Gives a held frame back (kLent -> kFree); the next refill puts it on the
+  // fill ring. A frame not lent is counted in lend_bad_release and ignored.
+  void release_lent(uint64_t addr);
+  uint32_t lend_limit() const { return lend_limit_; }
 
   // FrameSink. tx_acquire() returns an empty span when no TX descriptor or no
   // frame is free (after draining completions and one kick).
@@ -133,6 +155,14 @@ class XskSocket final : public FrameSink {
   bool busy_poll_ = false;
   bool tx_held_ = false;         // a frame lent by tx_acquire() and not committed
   uint64_t tx_held_addr_ = 0;
+  uint32_t lend_limit_ = 0;
+  // The frame poll_rx is handing to its callback, which hold_current() may keep.
+  bool rx_in_callback_ = false;
+  bool rx_cur_held_ = false;
+  uint64_t rx_cur_addr_ = 0;
+  const uint8_t* rx_cur_data_ = nullptr;
+  uint32_t rx_cur_len_ = 0;
+  uint32_t rx_batch_seen_ = 0;   // descriptors of the peeked batch taken so far (still on the RX ring)
   XskCounters counters_;
 };
 

@@ -528,8 +528,8 @@ void TcpSocket::check_urg(const TcpRepr& seg) {
   // The old urgent byte is next to read and would be read again as data once
   // the mark moves: drop it from the stream (only at the ring's front).
   if (urg_seq_ == copied && urg_state_ != UrgState::None && !opt_.oobinline && copied != rcv_nxt_ &&
-      rcv_lent_ == 0 && !rcv_buf_.empty()) {
-    rcv_buf_.consume(1);
+      rcv_lent_ == 0 && !rcv_q_.empty()) {
+    rcv_q_.consume(1);
   }
   urg_state_ = UrgState::NotYet;
   urg_seq_ = ptr;
@@ -563,11 +563,25 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
     layer_.counters().tcp_rcv_window_drops++;
     data = data.first(limit - offset);
   }
-  size_t base = rcv_buf_.size();
-  if (!ensure_rcv_capacity(base + offset + data.size())) {
+  ByteRing& ring = rcv_q_.ring();
+  const size_t base = ring.size();  // ring offsets start after frame-held bytes
+  // Zero-copy receive: the next in-sequence segment stays in its frame when
+  // nothing waits in the ring (RecvQueue keeps frames ahead of ring bytes)
+  // and no urgent byte is pending (its handling reads the ring).
+  bool in_frame = false;
+  if (offset == 0 && opt_.zc_frames && !data.empty() && ofo_.empty() && urg_state_ == UrgState::None &&
+      rcv_q_.can_hold_frame()) {
+    if (FrameLender* lender = layer_.frame_lender()) {
+      if (auto handle = lender->hold(data)) {
+        rcv_q_.append_frame(data, *handle, *lender);
+        in_frame = true;
+      }
+    }
+  }
+  if (!in_frame && !ensure_rcv_capacity(base + offset + data.size())) {
     // Zero-copy loans pin the ring (it cannot grow under lent bytes): keep
     // what fits; the sender retransmits the rest.
-    const size_t fit = rcv_buf_.capacity() - base;
+    const size_t fit = ring.capacity() - base;
     if (offset >= fit) {
       layer_.counters().tcp_rcv_window_drops++;
       schedule_ack(now, true);
@@ -579,11 +593,11 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
   rcv_mss_ = std::max<uint32_t>(rcv_mss_, std::min<uint32_t>(len, adv_mss_));
   last_data_rcv_ = now;
   if (offset == 0) {
-    rcv_buf_.write_at(base, data);
+    if (!in_frame) ring.write_at(base, data);
     uint32_t had_ofo = ofo_.empty() ? 0 : 1;
     ofo_.shift(len);
     uint32_t more = ofo_.pop_front();
-    rcv_buf_.commit(len + more);
+    if (!in_frame) ring.commit(len + more);
     rcv_nxt_ += len + more;
     stats_.bytes_received += len;
     if (ofo_fin_ && *ofo_fin_ == rcv_nxt_) {
@@ -601,7 +615,7 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
       schedule_ack(now, true);
       return;
     }
-    rcv_buf_.write_at(base + offset, data);
+    ring.write_at(base + offset, data);
     layer_.counters().tcp_ofo_queue++;
     stats_.rcv_ooopack++;
     stats_.bytes_received += len;
@@ -642,7 +656,7 @@ void TcpSocket::release_buffers() {
   // be writing into it (its commit will fail with EPIPE).
   if (snd_reserved_ == 0) snd_buf_ = ByteRing();
   else snd_buf_.clear();
-  if (rcv_buf_.empty()) rcv_buf_ = ByteRing();
+  rcv_q_.drop_ring_if_empty();
   ofo_.clear();
   sb_.reset();
 }

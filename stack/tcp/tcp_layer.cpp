@@ -25,6 +25,7 @@ void TcpLayer::poll(Instant now) { impl_->poll(now); }
 Instant TcpLayer::poll_at() const { return impl_->poll_at(); }
 const TcpConfig& TcpLayer::config() const { return impl_->cfg(); }
 size_t TcpLayer::socket_count() const { return impl_->socket_count(); }
+void TcpLayer::set_frame_lender(FrameLender* lender) { impl_->set_frame_lender(lender); }
 size_t TcpLayer::closing_count() const { return impl_->closing_count(); }
 void TcpLayer::visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx) const {
   for (const TcpSocket* s : impl_->sockets()) fn(ctx, *s);

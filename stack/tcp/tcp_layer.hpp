@@ -11,6 +11,7 @@
 #include "stack/base/counters.hpp"
 #include "stack/base/random.hpp"
 #include "stack/base/time.hpp"
+#include "stack/net/frame_lender.hpp"
 #include "stack/net/ip_output.hpp"
 #include "stack/wire/ipv4.hpp"
 #include "stack/wire/tcp.hpp"
@@ -57,6 +58,9 @@ class TcpLayer {
   void poll(Instant now);
   // Earliest instant poll() has work to do (kNever if none).
   Instant poll_at() const;
+
+  // Zero-copy receive (Stack::set_frame_lender).
+  void set_frame_lender(FrameLender* lender);
 
   TcpLayerImpl& impl() { return *impl_; }
 

@@ -12,6 +12,7 @@
 #include "stack/base/counters.hpp"
 #include "stack/base/ephemeral_ports.hpp"
 #include "stack/base/random.hpp"
+#include "stack/net/frame_lender.hpp"
 #include "stack/net/ip_output.hpp"
 #include "stack/tcp/isn.hpp"
 #include "stack/tcp/syn_cookie.hpp"
@@ -46,6 +47,9 @@ class TcpLayerImpl {
   // ---- services for sockets ----------------------------------------------
   const TcpConfig& cfg() const { return cfg_; }
   StackCounters& counters() { return counters_; }
+  // Zero-copy receive (Stack::set_frame_lender); null when frames must be copied.
+  FrameLender* frame_lender() const { return lender_; }
+  void set_frame_lender(FrameLender* l) { lender_ = l; }
   IpOutput& ip() { return ip_; }
   Random& rng() { return rng_; }
   const IsnGenerator& isn() const { return isn_; }
@@ -113,6 +117,7 @@ class TcpLayerImpl {
   IpOutput& ip_;
   Random& rng_;
   StackCounters& counters_;
+  FrameLender* lender_ = nullptr;
   IsnGenerator isn_;
   SynCookies cookies_;
   EphemeralPorts ports_;

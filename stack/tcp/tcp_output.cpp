@@ -10,9 +10,9 @@ namespace xs {
 uint32_t TcpSocket::receive_space() const {
   // Lent bytes (zero-copy receive) count as queued: the window reopens only
   // when they are released.
-  uint32_t space = rcvbuf_ > rcv_buf_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_buf_.size()) : 0;
+  uint32_t space = rcvbuf_ > rcv_q_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_q_.size()) : 0;
   // While bytes are lent the ring cannot grow: never offer more than it holds.
-  if (rcv_lent_ > 0) space = std::min<uint32_t>(space, static_cast<uint32_t>(rcv_buf_.free_space()));
+  if (rcv_lent_ > rcv_q_.frame_bytes()) space = std::min<uint32_t>(space, static_cast<uint32_t>(rcv_q_.ring().free_space()));
   return space;
 }
 

@@ -27,6 +27,7 @@ uint8_t TcpSocket::wscale_for(uint32_t max_space) {
 void TcpSocket::inherit_from(const TcpSocket& l) {
   // Accepted sockets inherit the listener's options (Linux sk_clone_lock).
   opt_ = l.opt_;
+  if (opt_.zc_frames) rcv_q_.enable_frames(kZcFrameSlots);
   rcvbuf_ = l.rcvbuf_;
   sndbuf_ = l.sndbuf_;
   rcvbuf_locked_ = l.rcvbuf_locked_;
@@ -74,13 +75,15 @@ void TcpSocket::compute_mss(uint16_t path_mtu) {
 bool TcpSocket::ensure_rcv_capacity(size_t bytes) {
   // The ring grows on demand up to the receive buffer, so an idle connection
   // costs little memory; growth is amortised, never per segment in steady state.
-  if (bytes <= rcv_buf_.capacity()) return true;
-  // Growing moves the bytes, and lent bytes (zero-copy receive) must stay
-  // where the application sees them: the caller takes only what fits.
-  if (rcv_lent_ > 0) return false;
+  ByteRing& ring = rcv_q_.ring();
+  if (bytes <= ring.capacity()) return true;
+  // Growing moves the ring's bytes, and lent ones (zero-copy receive) must
+  // stay where the application sees them: the caller takes only what fits.
+  // Bytes lent from frames are not in the ring and do not pin it.
+  if (rcv_lent_ > rcv_q_.frame_bytes()) return false;
   // Always at least double: the logical limit (rcvbuf_) may creep up a little
   // at a time under auto-tuning, and each growth copies the ring.
-  rcv_buf_.reserve(std::max(bytes, std::max<size_t>(rcv_buf_.capacity() * 2, 16384)));
+  ring.reserve(std::max(bytes, std::max<size_t>(ring.capacity() * 2, 16384)));
   return true;
 }
 
@@ -211,12 +214,12 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more, 
 
 Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek) {
   if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
-  if (rcv_buf_.size() > rcv_lent_) {
+  if (rcv_q_.size() > rcv_lent_) {
     if (out.empty()) return size_t{0};
-    // The ring frees bytes only from its front, where lent bytes sit: a
+    // The queue frees bytes only from its front, where lent bytes sit: a
     // consuming read must wait until they are released (MSG_PEEK may look).
     if (rcv_lent_ > 0 && !peek) return unexpected(SockError::Busy);
-    const size_t avail = rcv_buf_.size() - rcv_lent_;
+    const size_t avail = rcv_q_.size() - rcv_lent_;
     size_t skip = 0;
     if (urg_state_ != UrgState::None) {
       // Linux tcp_recvmsg: a read stops before the urgent byte; one starting
@@ -227,9 +230,9 @@ Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek
         else if (!opt_.oobinline) skip = 1;
       }
     }
-    size_t n = skip < avail ? rcv_buf_.read(out, rcv_lent_ + skip) : 0;
+    size_t n = skip < avail ? rcv_q_.read(out, rcv_lent_ + skip) : 0;
     if (!peek) {
-      rcv_buf_.consume(skip + n);
+      rcv_q_.consume(skip + n);
       urg_after_read();
       after_rcv_consume(now, skip + n);
     }
@@ -296,34 +299,39 @@ void TcpSocket::after_rcv_consume(Instant now, size_t n) {
 
 // ---- zero-copy ------------------------------------------------------------------
 
-Expected<std::array<Bytes, 2>, SockError> TcpSocket::zc_borrow(size_t max_len, size_t max_spans) {
+Expected<size_t, SockError> TcpSocket::zc_borrow(size_t max_len, std::span<Bytes> out) {
   // Same order of checks as recv(): queued data first, then end of stream,
   // then a pending error.
   if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
-  const size_t avail = rcv_buf_.size() - rcv_lent_;
-  if (avail > 0 && max_len > 0 && max_spans > 0) {
-    // The first loan pins the ring: grow it to the whole receive buffer now,
-    // while nothing is lent, so the window need not shrink below rcvbuf
-    // because the ring may no longer grow (ensure_rcv_capacity).
-    if (rcv_lent_ == 0 && rcv_buf_.capacity() < rcvbuf_) rcv_buf_.reserve(rcvbuf_);
-    std::array<Bytes, 2> segs = rcv_buf_.segments(rcv_lent_, std::min(avail, max_len));
-    if (max_spans < 2) segs[1] = Bytes{};
-    rcv_lent_ += segs[0].size() + segs[1].size();
+  const size_t avail = rcv_q_.size() - rcv_lent_;
+  if (avail > 0 && max_len > 0 && !out.empty()) {
+    // The first loan of ring bytes pins the ring: grow it to the whole
+    // receive buffer now, while nothing in it is lent, so the window need not
+    // shrink below rcvbuf because the ring may no longer grow.
+    ByteRing& ring = rcv_q_.ring();
+    if (rcv_lent_ <= rcv_q_.frame_bytes() && ring.capacity() < rcvbuf_) ring.reserve(rcvbuf_);
+    const size_t n = rcv_q_.segments(rcv_lent_, std::min(avail, max_len), out);
+    for (size_t i = 0; i < n; ++i) rcv_lent_ += out[i].size();
     urg_after_read();  // lent bytes are read; the urgent byte is lent inline
-    return segs;
+    return n;
   }
-  if (avail > 0) return std::array<Bytes, 2>{};  // nothing asked for
-  if (fin_received_) return std::array<Bytes, 2>{};
+  if (avail > 0) return size_t{0};  // nothing asked for
+  if (fin_received_) return size_t{0};
   if (error_) return unexpected(*take_error());
-  if (shutdown_ & kRcvShutdown) return std::array<Bytes, 2>{};
+  if (shutdown_ & kRcvShutdown) return size_t{0};
   if (state_ == TcpState::Closed) return unexpected(SockError::NotConnected);
   return unexpected(SockError::WouldBlock);
+}
+
+void TcpSocket::set_zc_frames(bool on) {
+  opt_.zc_frames = on;
+  if (on && rcv_q_.frame_capacity() == 0) rcv_q_.enable_frames(kZcFrameSlots);
 }
 
 Status<SockError> TcpSocket::zc_release(Instant now, size_t n) {
   if (n > rcv_lent_) return unexpected(SockError::InvalidArgument);
   if (n == 0) return {};
-  rcv_buf_.consume(n);
+  rcv_q_.consume(n);
   rcv_lent_ -= n;
   after_rcv_consume(now, n);
   return {};
@@ -422,7 +430,7 @@ void TcpSocket::close(Instant now) {
   observer_ = nullptr;
   // Zero-copy loans end with the descriptor: lent bytes were delivered to
   // the application (they are read, not unread data), a reservation is dropped.
-  rcv_buf_.consume(rcv_lent_);
+  rcv_q_.consume(rcv_lent_);
   rcv_lent_ = 0;
   snd_reserved_ = 0;
   detach_from_listener();
@@ -441,7 +449,7 @@ void TcpSocket::close(Instant now) {
   }
   // Linux tcp_close: unread data means the peer's data was lost, so say so
   // with a RST instead of a FIN (RFC 9293 3.10.4, RFC 2525 2.17).
-  if (!rcv_buf_.empty() || !ofo_.empty()) {
+  if (!rcv_q_.empty() || !ofo_.empty()) {
     layer_.counters().tcp_abort_on_close++;
     abort_with_rst(now, SockError::ConnectionReset);
     layer_.defer_destroy(this);
@@ -639,7 +647,7 @@ TcpInfo TcpSocket::info(Instant now) const {
   i.snd_wnd = snd_wnd_;
   i.rcv_wnd = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
   i.snd_queue_bytes = static_cast<uint32_t>(snd_buf_.size());
-  i.rcv_queue_bytes = static_cast<uint32_t>(rcv_buf_.size());
+  i.rcv_queue_bytes = static_cast<uint32_t>(rcv_q_.size());
   return i;
 }
 
@@ -679,7 +687,7 @@ std::string TcpSocket::debug_string() const {
                 "%s una=%u nxt=%u sndq=%zu wnd=%u rcv_nxt=%u adv=%u rcvq=%zu ofo=%zu/%u rec=%d hrxt=%u rp=%u "
                 "sacked=%u ranges=%zu dup=%u cwnd=%u rto=%lld retries=%u rtx@%lld persist=%d",
                 to_string(state_), snd_una_.raw() - iss_.raw(), snd_nxt_.raw() - iss_.raw(), snd_buf_.size(),
-                snd_wnd_, rcv_nxt_.raw() - irs_.raw(), rcv_adv_.raw() - irs_.raw(), rcv_buf_.size(),
+                snd_wnd_, rcv_nxt_.raw() - irs_.raw(), rcv_adv_.raw() - irs_.raw(), rcv_q_.size(),
                 ofo_.range_count(), ofo_.total_bytes(), int(recovery_), high_rxt_.raw() - iss_.raw(),
                 recovery_point_.raw() - iss_.raw(), sb_.sacked_bytes(), sb_.range_count(), dupacks_,
                 cc_.get().cwnd(), (long long)rtt_.rto().us, retries_, (long long)rtx_deadline_.us, int(persist_));

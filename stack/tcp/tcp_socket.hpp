@@ -10,6 +10,7 @@
 #include <boost/intrusive/unordered_set.hpp>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,7 @@
 #include "stack/base/time.hpp"
 #include "stack/tcp/assembler.hpp"
 #include "stack/tcp/byte_ring.hpp"
+#include "stack/tcp/recv_queue.hpp"
 #include "stack/tcp/cc_holder.hpp"
 #include "stack/tcp/rtt_estimator.hpp"
 #include "stack/tcp/sack_scoreboard.hpp"
@@ -59,6 +61,7 @@ struct TcpSocketOptions {
   uint32_t rcvlowat = 1;      // SO_RCVLOWAT
   uint32_t syn_count = 0;     // TCP_SYNCNT (0: stack default)
   bool oobinline = false;     // SO_OOBINLINE: urgent bytes stay in the stream
+  bool zc_frames = false;     // XS_ZC_RX_FRAMES: keep payloads in their frames
 };
 
 class TcpSocket {
@@ -98,15 +101,25 @@ class TcpSocket {
 
   // ---- zero-copy (docs/zerocopy.md) ----------------------------------------
   // Receive by borrowing: lends up to max_len of the oldest readable bytes in
-  // place in the receive ring, as one span, or two when the ring wraps (at
-  // most max_spans). Lent bytes stay in the ring and keep occupying the
-  // receive window until zc_release(); the ring does not move or grow while
-  // any are lent. Both spans empty: end of stream. Errors as recv().
-  Expected<std::array<Bytes, 2>, SockError> zc_borrow(size_t max_len, size_t max_spans = 2);
+  // place, as at most out.size() spans: one per frame the bytes stayed in
+  // (set_zc_frames), then one or two of the receive ring (two where it
+  // wraps). Lent bytes keep occupying the receive window until zc_release();
+  // the ring does not move or grow while any of its bytes are lent. Returns
+  // the number of spans; 0 is end of stream (or out empty). Errors as recv().
+  Expected<size_t, SockError> zc_borrow(size_t max_len, std::span<Bytes> out);
   // Gives back the oldest n lent bytes; the window reopens as after recv().
   // InvalidArgument when n exceeds what is lent.
   Status<SockError> zc_release(Instant now, size_t n);
   size_t zc_lent() const { return rcv_lent_; }
+  // Keep in-order payloads in the frames they arrived in (when the stack has
+  // a FrameLender and it lends), instead of copying them into the ring.
+  // Accepted sockets inherit it from the listener.
+  void set_zc_frames(bool on);
+  // Frames one socket may hold at once; beyond that segments are copied.
+  static constexpr size_t kZcFrameSlots = 1024;
+  bool zc_frames() const { return opt_.zc_frames; }
+  // Received bytes now held in frames (diagnostics, tests).
+  size_t rx_frame_bytes() const { return rcv_q_.frame_bytes(); }
   // Send without an extra copy: up to len bytes of free send-buffer space
   // (as much as send() would take now), as one or two writable spans after
   // the queued data. A new reservation replaces an open one (bytes already
@@ -151,7 +164,7 @@ class TcpSocket {
   // SO_ERROR: returns and clears the pending error.
   std::optional<SockError> take_error();
   std::optional<SockError> pending_error() const { return error_; }
-  size_t bytes_readable() const { return rcv_buf_.size() - rcv_lent_; }  // FIONREAD (lent bytes are read)
+  size_t bytes_readable() const { return rcv_q_.size() - rcv_lent_; }  // FIONREAD (lent bytes are read)
   size_t bytes_unacked_or_unsent() const { return snd_buf_.size(); }  // SIOCOUTQ
   size_t bytes_unsent() const;                                       // SIOCOUTQNSD
   bool accept_queue_empty() const { return accept_q_.empty(); }
@@ -210,7 +223,7 @@ class TcpSocket {
   void check_urg(const TcpRepr& seg);
   // The sequence number of the next byte the application reads (Linux copied_seq).
   Seq read_seq() const {
-    return rcv_nxt_ - static_cast<uint32_t>(rcv_buf_.size() - rcv_lent_) - (fin_received_ ? 1u : 0u);
+    return rcv_nxt_ - static_cast<uint32_t>(rcv_q_.size() - rcv_lent_) - (fin_received_ ? 1u : 0u);
   }
   // Reading moved past the urgent byte: the urgent state ends (tcp_recvmsg).
   void urg_after_read();
@@ -324,13 +337,13 @@ class TcpSocket {
 
   // Receive sequence space.
   Seq irs_, rcv_nxt_, rcv_adv_;  // rcv_adv_: right edge of the last advertised window
-  ByteRing rcv_buf_;
-  size_t rcv_lent_ = 0;       // zero-copy: bytes at the front of rcv_buf_ lent to the application
+  RecvQueue rcv_q_;
+  size_t rcv_lent_ = 0;       // zero-copy: bytes at the front of rcv_q_ lent to the application
   size_t snd_reserved_ = 0;   // zero-copy: bytes after snd_buf_.size() reserved by zc_reserve
   Assembler ofo_;
   // Received urgent data (Linux tp->urg_data / urg_seq): the pointer is known
   // (NotYet), the byte arrived and is kept aside (Valid, read with MSG_OOB),
-  // or it was read (Read). The byte also stays in rcv_buf_ at urg_seq_, where
+  // or it was read (Read). The byte also stays in rcv_q_ at urg_seq_, where
   // recv() stops and, without SO_OOBINLINE, skips it.
   enum class UrgState : uint8_t { None, NotYet, Valid, Read };
   UrgState urg_state_ = UrgState::None;

@@ -171,6 +171,9 @@ UdpInput UdpLayer::on_datagram(Instant now, const Ipv4Packet& ip, bool broadcast
       if (ip_.is_local(ip.hdr.dst)) meta.spec_dst = ip.hdr.dst;
       else if (auto src = ip_.source_for(from.addr)) meta.spec_dst = *src;
     }
+    // d->payload lies in the frame being delivered (or a reassembly buffer):
+    // a socket with zc_frames asks frame_lender() to hold it; each socket a
+    // broadcast reaches holds (and later releases) it under its own handle.
     if (s->enqueue(d->payload, from, meta)) {
       ++c_.udp_in_datagrams;
     } else {

@@ -15,6 +15,7 @@
 #include "stack/base/random.hpp"
 #include "stack/base/siphash.hpp"
 #include "stack/base/time.hpp"
+#include "stack/net/frame_lender.hpp"
 #include "stack/udp/udp_socket.hpp"
 #include "stack/wire/ipv4.hpp"
 
@@ -65,6 +66,9 @@ class UdpLayer {
   const UdpConfig& config() const { return cfg_; }
   StackCounters& counters() { return c_; }
   IpLayer& ip() { return ip_; }
+  // Zero-copy receive (Stack::set_frame_lender); null when frames must be copied.
+  FrameLender* frame_lender() const { return lender_; }
+  void set_frame_lender(FrameLender* l) { lender_ = l; }
 
  private:
   friend class UdpSocket;
@@ -82,6 +86,7 @@ class UdpLayer {
   IpLayer& ip_;
   StackCounters& c_;
   UdpConfig cfg_;
+  FrameLender* lender_ = nullptr;
   EphemeralPorts ports_;
   SipKey reuseport_key_;
   std::vector<std::unique_ptr<UdpSocket>> sockets_;

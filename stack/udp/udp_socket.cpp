@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "stack/net/frame_lender.hpp"
 #include "stack/net/ip_layer.hpp"
 #include "stack/udp/udp_layer.hpp"
 #include "stack/wire/udp.hpp"
@@ -18,6 +19,17 @@ constexpr uint32_t kMinSndbuf = 4608;
 
 UdpSocket::UdpSocket(UdpLayer& layer)
     : layer_(layer), rcvbuf_(layer.cfg_.rmem_default), sndbuf_(layer.cfg_.wmem_default) {}
+
+UdpSocket::~UdpSocket() {
+  // UdpLayer::close and ~UdpLayer both end here: every stored record, lent
+  // or readable, gives its frame back (once: the records go with the socket).
+  size_t p = head_;
+  for (size_t i = 0, n = stored(); i < n && frames_held_ > 0; ++i) {
+    const Rec r = rec_at(p);
+    if (r.in_frame) release_frame(r);
+    p = after(r);
+  }
+}
 
 // ---- binding -----------------------------------------------------------------
 
@@ -161,10 +173,39 @@ UdpSocket::Rec UdpSocket::rec_at(size_t pos) const {
     pos = 0;
     std::memcpy(&len, ring_.data(), 4);
   }
-  Rec r{pos, len, {}};
+  const bool in_frame = (ring_[pos + 22] & kFlagFrame) != 0;
+  Rec r{pos, len, in_frame ? uint32_t(kFrameBody) : len, in_frame, {}};
   std::memcpy(&r.from.addr.v, ring_.data() + pos + 4, 4);
   std::memcpy(&r.from.port, ring_.data() + pos + 8, 2);
   return r;
+}
+
+const uint8_t* UdpSocket::payload_at(const Rec& r) const {
+  const uint8_t* body = ring_.data() + r.pos + kRecHdr;
+  if (!r.in_frame) return body;
+  const uint8_t* p;
+  std::memcpy(&p, body, sizeof p);
+  return p;
+}
+
+std::optional<uint64_t> UdpSocket::hold_frame(Bytes payload) {
+  FrameLender* l = layer_.frame_lender();
+  if (l == nullptr) return std::nullopt;
+  // All of a socket's frames come back through the lender that held them.
+  if (frames_held_ > 0 && l != held_by_) return std::nullopt;
+  auto h = l->hold(payload);
+  if (h) {
+    held_by_ = l;
+    ++frames_held_;
+  }
+  return h;
+}
+
+void UdpSocket::release_frame(const Rec& r) {
+  uint64_t h;
+  std::memcpy(&h, ring_.data() + r.pos + kRecHdr + 8, 8);
+  held_by_->release(h);
+  if (--frames_held_ == 0) held_by_ = nullptr;
 }
 
 UdpRxMeta UdpSocket::meta_at(const Rec& r) const {
@@ -175,7 +216,7 @@ UdpRxMeta UdpSocket::meta_at(const Rec& r) const {
   std::memcpy(&m.spec_dst.v, h + 16, 4);
   m.ttl = h[20];
   m.tos = h[21];
-  m.pktinfo = (h[22] & 1) != 0;
+  m.pktinfo = (h[22] & kFlagPktinfo) != 0;
   std::memcpy(&m.arrival.us, h + 24, 8);
   return m;
 }
@@ -211,9 +252,10 @@ void UdpSocket::ensure_ring() {
   size_t q = 0, p = head_;
   for (size_t i = 0; i < stored(); ++i) {  // linearise, record by record
     const Rec r = rec_at(p);
-    std::memcpy(bigger.data() + q, ring_.data() + r.pos, kRecHdr + r.len);
-    q += kRecHdr + r.len;
-    p = r.pos + kRecHdr + r.len;
+    // A frame-backed record moves its body; the frame stays where it is.
+    std::memcpy(bigger.data() + q, ring_.data() + r.pos, kRecHdr + r.body);
+    q += kRecHdr + r.body;
+    p = after(r);
   }
   ring_ = std::move(bigger);
   head_ = read_ = 0;
@@ -229,9 +271,22 @@ bool UdpSocket::enqueue(Bytes payload, Endpoint from, const UdpRxMeta& meta) {
   // datagrams (zero-copy receive) are still queued and count.
   if (stored() > 0 && charged_ + charge > rcvbuf_) return false;
   ensure_ring();
-  const size_t n = kRecHdr + payload.size();
+  // Whether the datagram is admitted does not depend on zc_frames: it must
+  // have room as a copied record. A frame-backed record is smaller, and
+  // place() finds room for it whenever it does for a larger one.
+  if (!place(kRecHdr + payload.size())) return false;
+  // An empty datagram has nothing worth keeping a frame for.
+  std::optional<uint64_t> handle;
+  if (zc_frames_ && !payload.empty()) handle = hold_frame(payload);
+  const size_t n = kRecHdr + (handle ? kFrameBody : payload.size());
   const auto pos = place(n);
-  if (!pos) return false;
+  if (!pos) {  // unreachable (see above); never keep a frame for nothing
+    if (handle) {
+      held_by_->release(*handle);
+      if (--frames_held_ == 0) held_by_ = nullptr;
+    }
+    return false;
+  }
   // Wrapping: mark the end of the ring unused (rec_at skips it).
   if (stored() > 0 && *pos != tail_ && ring_.size() - tail_ >= kRecHdr) {
     std::memcpy(ring_.data() + tail_, &kWrapMark, 4);
@@ -247,9 +302,16 @@ bool UdpSocket::enqueue(Bytes payload, Endpoint from, const UdpRxMeta& meta) {
   std::memcpy(rec + 16, &meta.spec_dst.v, 4);
   rec[20] = meta.ttl;
   rec[21] = meta.tos;
-  rec[22] = meta.pktinfo ? 1 : 0;
+  rec[22] = uint8_t((meta.pktinfo ? kFlagPktinfo : 0) | (handle ? kFlagFrame : 0));
   std::memcpy(rec + 24, &meta.arrival.us, 8);
-  if (!payload.empty()) std::memcpy(rec + kRecHdr, payload.data(), payload.size());
+  if (handle) {
+    static_assert(sizeof(const uint8_t*) <= 8);
+    const uint8_t* p = payload.data();
+    std::memcpy(rec + kRecHdr, &p, sizeof p);
+    std::memcpy(rec + kRecHdr + 8, &*handle, 8);
+  } else if (!payload.empty()) {
+    std::memcpy(rec + kRecHdr, payload.data(), payload.size());
+  }
   if (stored() == 0) head_ = *pos;
   if (count_ == 0) read_ = *pos;
   tail_ = *pos + n;
@@ -274,16 +336,25 @@ Expected<UdpRecv, SockError> UdpSocket::recv_from(MutBytes out, bool peek) {
   r.datagram_len = rec.len;
   r.meta = meta_at(rec);
   r.copied = std::min<size_t>(rec.len, out.size());
-  if (r.copied > 0) std::memcpy(out.data(), ring_.data() + rec.pos + kRecHdr, r.copied);
-  if (!peek) {
+  if (r.copied > 0) std::memcpy(out.data(), payload_at(rec), r.copied);
+  if (!peek) {  // the whole datagram goes, truncated or not
     --count_;
-    charged_ -= rec.len + layer_.cfg_.datagram_overhead;
     payload_bytes_ -= rec.len;
-    head_ = read_ = rec.pos + kRecHdr + rec.len;
-    if (stored() == 0) head_ = read_ = tail_ = 0;
-    else head_ = read_ = rec_at(head_).pos;
+    drop_front();  // nothing is lent: head_ == read_
+    read_ = head_;
   }
   return r;
+}
+
+void UdpSocket::drop_front() {
+  const Rec rec = rec_at(head_);
+  if (rec.in_frame) release_frame(rec);
+  charged_ -= rec.len + layer_.cfg_.datagram_overhead;
+  if (stored() == 0) {
+    head_ = read_ = tail_ = 0;
+  } else {
+    head_ = rec_at(after(rec)).pos;
+  }
 }
 
 Expected<size_t, SockError> UdpSocket::zc_borrow(std::span<View> out) {
@@ -292,11 +363,11 @@ Expected<size_t, SockError> UdpSocket::zc_borrow(std::span<View> out) {
   size_t k = 0;
   while (k < out.size() && count_ > 0) {
     const Rec rec = rec_at(read_);
-    out[k++] = View{Bytes(ring_.data() + rec.pos + kRecHdr, rec.len), rec.from};
+    out[k++] = View{Bytes(payload_at(rec), rec.len), rec.from};
     --count_;
     ++lent_;
     payload_bytes_ -= rec.len;
-    read_ = rec.pos + kRecHdr + rec.len;
+    read_ = after(rec);
     if (count_ > 0) read_ = rec_at(read_).pos;
   }
   return k;
@@ -305,13 +376,9 @@ Expected<size_t, SockError> UdpSocket::zc_borrow(std::span<View> out) {
 Status<SockError> UdpSocket::zc_release(size_t n) {
   if (n > lent_) return unexpected(SockError::InvalidArgument);
   for (size_t i = 0; i < n; ++i) {
-    const Rec rec = rec_at(head_);
     --lent_;
-    charged_ -= rec.len + layer_.cfg_.datagram_overhead;
-    head_ = rec.pos + kRecHdr + rec.len;
-    if (stored() > 0) head_ = rec_at(head_).pos;
+    drop_front();
   }
-  if (stored() == 0) head_ = read_ = tail_ = 0;
   if (lent_ == 0 && !ring_.empty()) ensure_ring();  // a growth deferred by the loans
   return {};
 }

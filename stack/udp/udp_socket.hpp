@@ -18,6 +18,7 @@
 namespace xs {
 
 class UdpLayer;
+class FrameLender;
 
 // What a received datagram carried besides its payload, kept per datagram
 // in the receive queue for ancillary data (IP_PKTINFO, IP_TTL, IP_TOS,
@@ -45,6 +46,8 @@ class UdpSocket {
  public:
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
+  // Gives back every frame still holding a queued datagram (zc_frames).
+  ~UdpSocket();
 
   // bind(2). Port 0 picks an ephemeral port. EINVAL if already bound,
   // EADDRNOTAVAIL for an address that is not ours, EADDRINUSE on conflict
@@ -76,7 +79,7 @@ class UdpSocket {
 
   // ---- zero-copy receive (docs/zerocopy.md) ---------------------------------
   struct View {
-    Bytes payload;  // the whole datagram, in place in the receive queue
+    Bytes payload;  // the whole datagram, in place in the receive queue (or its frame)
     Endpoint from;
   };
   // Lends up to out.size() of the oldest readable datagrams, in order, in
@@ -86,6 +89,15 @@ class UdpSocket {
   // Frees the oldest n lent datagrams. InvalidArgument when fewer are lent.
   Status<SockError> zc_release(size_t n);
   size_t zc_lent() const { return lent_; }
+  // Keep received payloads in the device's frames (FrameLender, see
+  // UdpLayer::frame_lender) instead of copying them into the receive queue.
+  // Per datagram: when the lender refuses (or there is none) it is copied as
+  // usual. rcvbuf accounting is the same either way. Turning it off affects
+  // only datagrams received afterwards.
+  void set_zc_frames(bool on) { zc_frames_ = on; }
+  bool zc_frames() const { return zc_frames_; }
+  // Queued datagrams (readable or lent) whose payload sits in a held frame.
+  size_t rx_frames_held() const { return frames_held_; }
 
   // SO_ERROR: an asynchronous error (ICMP) waiting to be reported.
   std::optional<SockError> pending_error() const { return error_; }
@@ -141,6 +153,12 @@ class UdpSocket {
   // A length field with this value marks the rest of the ring as unused: the
   // next record starts at offset 0.
   static constexpr uint32_t kWrapMark = 0xffffffff;
+  // Header flags byte (offset 22).
+  static constexpr uint8_t kFlagPktinfo = 1;  // UdpRxMeta::pktinfo
+  static constexpr uint8_t kFlagFrame = 2;    // payload in a lent frame (body below)
+  // Body of a record whose payload stays in a held frame: the payload's
+  // address (8 bytes), then the lender's handle (u64).
+  static constexpr size_t kFrameBody = 16;
 
   explicit UdpSocket(UdpLayer& layer);
 
@@ -153,18 +171,27 @@ class UdpSocket {
   // that does not fit before the end of the ring starts at offset 0.
   struct Rec {
     size_t pos;  // of the header
-    uint32_t len;
+    uint32_t len;   // the datagram's length
+    uint32_t body;  // bytes stored after the header: len, or kFrameBody
+    bool in_frame;  // kFlagFrame
     Endpoint from;
   };
   Rec rec_at(size_t pos) const;  // pos: a record's offset, or where the writer wrapped
   UdpRxMeta meta_at(const Rec& r) const;
+  static size_t after(const Rec& r) { return r.pos + kRecHdr + r.body; }  // where the next record may be
+  const uint8_t* payload_at(const Rec& r) const;  // in the ring, or in the held frame
+  // Asks the lender to hold the frame `payload` lies in; nullopt: copy it.
+  std::optional<uint64_t> hold_frame(Bytes payload);
+  void release_frame(const Rec& r);  // r.in_frame
   size_t stored() const { return count_ + lent_; }
   // Offset for a record of n bytes, or nullopt when the ring has no room.
   std::optional<size_t> place(size_t n) const;
   // The ring size for the current rcvbuf (see ensure_ring).
   size_t ring_target() const;
   void ensure_ring();
-  void drop_front(size_t& pos);  // frees the record at pos (head_), advancing pos
+  // Frees the oldest stored record (at head_; the caller has already taken it
+  // off count_ or lent_): gives its frame back, uncharges it, advances head_.
+  void drop_front();
 
   UdpLayer& layer_;
   Endpoint local_;
@@ -182,6 +209,7 @@ class UdpSocket {
   uint8_t tos_ = 0;
   int ttl_ = -1;
   bool recv_pktinfo_ = false;
+  bool zc_frames_ = false;
 
   std::optional<SockError> error_;
   SocketObserver* observer_ = nullptr;
@@ -190,7 +218,8 @@ class UdpSocket {
   // Receive queue: records [len u32][src addr u32][src port u16][dst port u16]
   // [dst addr u32][spec_dst u32][ttl u8][tos u8][flags u8][pad u8]
   // [arrival i64][payload] (flags bit 0: UdpRxMeta::pktinfo) back to back in
-  // a ring, allocated on first use and grown only by set_rcvbuf (deferred
+  // a ring (flags bit 1: the body is instead {payload address, frame handle},
+  // kFrameBody bytes, the payload staying in a frame held from held_by_), allocated on first use and grown only by set_rcvbuf (deferred
   // while datagrams are lent, since growing moves them).
   // Stored records are [head_, tail_); the first lent_ of them are lent to
   // the application, the count_ after them (from read_) are readable.
@@ -202,6 +231,11 @@ class UdpSocket {
   size_t lent_ = 0;   // lent datagrams (zero-copy receive)
   size_t charged_ = 0;        // stored datagrams' charge against rcvbuf
   size_t payload_bytes_ = 0;  // readable payload bytes
+  // Stored records whose payload is in a held frame, and the lender that
+  // holds them all (they are released through it; a different lender set
+  // meanwhile lends nothing to this socket until they are back).
+  size_t frames_held_ = 0;
+  FrameLender* held_by_ = nullptr;
 };
 
 }  // namespace xs

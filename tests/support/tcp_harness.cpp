@@ -59,6 +59,11 @@ Seg TcpHarness::default_syn() {
 }
 
 void TcpHarness::recv(Instant now, const Seg& s, uint16_t src_port, uint16_t dst_port) {
+  recv_in_place(now, s, Bytes(reinterpret_cast<const uint8_t*>(s.payload.data()), s.payload.size()), src_port,
+                dst_port);
+}
+
+void TcpHarness::recv_in_place(Instant now, const Seg& s, Bytes payload, uint16_t src_port, uint16_t dst_port) {
   TcpRepr r;
   r.src_port = src_port;
   r.dst_port = dst_port;
@@ -73,7 +78,7 @@ void TcpHarness::recv(Instant now, const Seg& s, uint16_t src_port, uint16_t dst
   r.opts.ts = s.ts;
   r.opts.sack_count = static_cast<uint8_t>(std::min<size_t>(s.sack.size(), 4));
   for (size_t i = 0; i < r.opts.sack_count; ++i) r.opts.sack[i] = s.sack[i];
-  r.payload = Bytes(reinterpret_cast<const uint8_t*>(s.payload.data()), s.payload.size());
+  r.payload = payload;
   Ipv4Packet ip4;
   ip4.hdr.src = kRemoteIp;
   ip4.hdr.dst = kLocalIp;

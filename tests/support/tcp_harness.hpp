@@ -82,6 +82,10 @@ class TcpHarness {
 
   // Feeds a segment from the remote endpoint at time `now`.
   void recv(Instant now, const Seg& s, uint16_t src_port = kRemotePort, uint16_t dst_port = kLocalPort);
+  // The same, with the payload given as bytes that stay where they are
+  // (s.payload is ignored): zero-copy receive tests hold them as frames.
+  void recv_in_place(Instant now, const Seg& s, Bytes payload, uint16_t src_port = kRemotePort,
+                     uint16_t dst_port = kLocalPort);
   void poll(Instant now) { tcp.poll(now); }
   // Runs timers up to and including `until`, in deadline order.
   void run_until(Instant until);

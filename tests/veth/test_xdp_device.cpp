@@ -25,6 +25,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -608,6 +610,169 @@ TEST_F(XdpVeth, LiveOwnerIsNotDisplaced) {
   EXPECT_EQ(*XdpProgram::attached_prog_id(ifindex_), first->program().prog_id());
 }
 
+// ---------------------------------------------------------------- (f) lending frames (zero-copy receive)
+
+// Where a held UDP payload lives, what it must still say, and its handle.
+struct HeldPayload {
+  Bytes bytes;
+  std::string expect;
+  uint64_t handle = 0;
+};
+
+// The payload of a UDP frame to port 9000 as a span into the frame; empty
+// when the frame is something else.
+Bytes udp_payload_span(Bytes f) {
+  UdpView v = parse_udp(f);
+  if (!v.ok || v.dport != 9000) return {};
+  return f.subspan(f.size() - v.payload.size(), v.payload.size());
+}
+
+// The UMEM chunk (2048-byte frame) a pointer lies in: the UMEM is mmapped,
+// so chunk boundaries in memory match those in UMEM offsets.
+uintptr_t chunk_ptr(const uint8_t* p) { return reinterpret_cast<uintptr_t>(p) & ~uintptr_t(2047); }
+
+TEST_F(XdpVeth, LentFramesStayIntactWhileTrafficFlowsAndComeBack) {
+  auto cfg = device_config();
+  cfg.lend_limit = 8;
+  auto dev = open_device(cfg);
+  ASSERT_TRUE(dev);
+  XskSocket& sock = dev->socket(0);
+  EXPECT_EQ(sock.lend_limit(), 8u);
+  ASSERT_TRUE(dev->add_flow(FlowProto::kUdp, kIpA, 9000));
+  const int b = udp_socket(true, kIpB, 40010);
+  EXPECT_FALSE(dev->hold(Bytes()).has_value());  // no poll running
+
+  // Round 1: hold every datagram's payload; the first 8 are lent, the rest refused.
+  constexpr int kFirst = 20;
+  for (int i = 0; i < kFirst; ++i) send_udp(b, kIpA, 9000, "held payload " + std::to_string(i));
+  std::vector<HeldPayload> held;
+  int seen = 0, refused = 0;
+  std::string inside_invariant;
+  pump(*dev, [&](Bytes f) {
+    // Accounting holds inside the callback too: this frame is kRx, held ones kLent.
+    if (std::string why = dev->check_invariant(); !why.empty() && inside_invariant.empty()) inside_invariant = why;
+    Bytes pl = udp_payload_span(f);
+    if (pl.empty()) return;
+    ++seen;
+    const std::string text(reinterpret_cast<const char*>(pl.data()), pl.size());
+    const auto h = dev->hold(pl);
+    if (!h) {
+      ++refused;
+      return;
+    }
+    // Holding the same frame twice is refused: one holder per frame.
+    EXPECT_FALSE(dev->hold(pl).has_value());
+    held.push_back(HeldPayload{pl, text, *h});
+    if (std::string why = dev->check_invariant(); !why.empty() && inside_invariant.empty()) inside_invariant = why;
+  }, [&] { return seen >= kFirst; });
+  ASSERT_EQ(seen, kFirst);
+  EXPECT_EQ(inside_invariant, "");
+  ASSERT_EQ(held.size(), 8u);
+  EXPECT_EQ(refused, kFirst - 8);
+  auto c = dev->counters();
+  EXPECT_EQ(c.xsk.lent, 8u);
+  EXPECT_EQ(c.xsk.lend_refused, uint64_t(kFirst - 8));
+  EXPECT_EQ(sock.frames().count(FramePool::State::kLent), 8u);
+  EXPECT_EQ(sock.frames().count(FramePool::State::kRx), 0u);
+  EXPECT_EQ(dev->check_invariant(), "");
+  std::set<uintptr_t> held_chunks;
+  for (const HeldPayload& h : held) {
+    EXPECT_EQ(h.handle >> 48, 0u);  // queue 0
+    EXPECT_EQ(sock.frames().state_of(h.handle & 0xffffffffffffull), FramePool::State::kLent);
+    held_chunks.insert(chunk_ptr(h.bytes.data()));
+  }
+  EXPECT_EQ(held_chunks.size(), 8u);
+  // Outside the callback the last frame can no longer be held.
+  EXPECT_FALSE(dev->hold(held.back().bytes).has_value());
+
+  // Round 2: more traffic than the UMEM has frames, so every unlent frame is
+  // recycled through the fill ring several times; the lent ones never are.
+  constexpr int kRounds = 24, kPerRound = 100;  // below veth's 256-entry ring
+  int redelivered_lent = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    for (int i = 0; i < kPerRound; ++i) send_udp(b, kIpA, 9000, "filler " + std::to_string(r) + "/" + std::to_string(i));
+    int got_round = 0;
+    pump(*dev, [&](Bytes f) {
+      if (held_chunks.count(chunk_ptr(f.data())) != 0) ++redelivered_lent;
+      if (!udp_payload_span(f).empty()) ++got_round;
+    }, [&] { return got_round >= kPerRound; });
+    ASSERT_EQ(got_round, kPerRound) << "round " << r << ": traffic stopped while frames are lent";
+    ASSERT_EQ(dev->check_invariant(), "") << "round " << r;
+  }
+  static_assert(kRounds * kPerRound > 2 * 1024, "every unlent frame must be recycled");
+  EXPECT_EQ(redelivered_lent, 0) << "a lent frame went back to the kernel";
+  for (const HeldPayload& h : held) {
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(h.bytes.data()), h.bytes.size()), h.expect);
+  }
+  c = dev->counters();
+  EXPECT_EQ(c.xsk.lent, 8u);
+  EXPECT_EQ(c.xsk.bad_descs, 0u);
+  EXPECT_EQ(c.kernel.rx_dropped, 0u);
+
+  // Release: the frames are free again and go back into circulation.
+  for (const HeldPayload& h : held) dev->release(h.handle);
+  c = dev->counters();
+  EXPECT_EQ(c.xsk.lent, 0u);
+  EXPECT_EQ(c.xsk.lend_bad_release, 0u);
+  EXPECT_EQ(sock.frames().count(FramePool::State::kLent), 0u);
+  EXPECT_EQ(dev->check_invariant(), "");
+  // Releasing twice, or a handle naming no queue, is counted and harmless.
+  dev->release(held[0].handle);
+  dev->release((uint64_t(7) << 48) | (held[1].handle & 0xffffffffffffull));
+  c = dev->counters();
+  EXPECT_EQ(c.xsk.lend_bad_release, 2u);
+  EXPECT_EQ(c.xsk.lent, 0u);
+  EXPECT_EQ(dev->check_invariant(), "");
+
+  // Released frames are ordinary free frames: on the free list or, once a
+  // refill took them, on the fill ring again.
+  for (const HeldPayload& h : held) {
+    const FramePool::State st = sock.frames().state_of(h.handle & 0xffffffffffffull);
+    EXPECT_TRUE(st == FramePool::State::kFree || st == FramePool::State::kFill) << FramePool::state_name(st);
+  }
+
+  // With room again, holds succeed up to the limit again.
+  for (int i = 0; i < kPerRound; ++i) send_udp(b, kIpA, 9000, "after " + std::to_string(i));
+  int after = 0;
+  std::vector<uint64_t> again;
+  pump(*dev, [&](Bytes f) {
+    Bytes pl = udp_payload_span(f);
+    if (pl.empty()) return;
+    ++after;
+    if (auto h = dev->hold(pl)) again.push_back(*h);
+  }, [&] { return after >= kPerRound; });
+  EXPECT_EQ(after, kPerRound);
+  EXPECT_EQ(again.size(), 8u);
+  EXPECT_EQ(dev->counters().xsk.lend_refused, uint64_t(kFirst - 8 + kPerRound - 8));
+  for (uint64_t h : again) dev->release(h);
+  EXPECT_EQ(dev->counters().xsk.lent, 0u);
+  const FramePool& pool = sock.frames();
+  EXPECT_EQ(pool.count(FramePool::State::kFill) + pool.free_count(), pool.frame_count());
+  EXPECT_EQ(dev->check_invariant(), "");
+}
+
+// The device goes away with frames still lent: the UMEM is freed as a whole.
+TEST_F(XdpVeth, DeviceDestroyedWithFramesLent) {
+  auto dev = open_device(device_config());
+  ASSERT_TRUE(dev);
+  EXPECT_EQ(dev->socket(0).lend_limit(), device_config().frame_count / 4);  // the default
+  ASSERT_TRUE(dev->add_flow(FlowProto::kUdp, kIpA, 9000));
+  const int b = udp_socket(true, kIpB, 40011);
+  for (int i = 0; i < 3; ++i) send_udp(b, kIpA, 9000, "kept " + std::to_string(i));
+  int held = 0, seen = 0;
+  pump(*dev, [&](Bytes f) {
+    Bytes pl = udp_payload_span(f);
+    if (pl.empty()) return;
+    ++seen;
+    held += dev->hold(pl).has_value();
+  }, [&] { return seen >= 3; });
+  EXPECT_EQ(held, 3);
+  EXPECT_EQ(dev->counters().xsk.lent, 3u);
+  EXPECT_EQ(dev->check_invariant(), "");
+  dev.reset();
+  EXPECT_EQ(*XdpProgram::attached_prog_id(ifindex_), 0u);
+}
+
 // ---------------------------------------------------------------- several queues
 
 class XdpVethTwoQueues : public XdpVeth {
@@ -635,6 +800,41 @@ TEST_F(XdpVethTwoQueues, FlowsFromManySourcePortsArriveOnBothSockets) {
   RecordProperty("queue1_rx", std::to_string(q1));
   // Which queue a flow lands on is the kernel peer's TX hash: only the total is certain.
   EXPECT_EQ(q0 + q1 >= uint64_t(kSenders), true);
+  EXPECT_EQ(dev->check_invariant(), "");
+}
+
+// A handle names its queue: each frame goes back to the socket that lent it.
+TEST_F(XdpVethTwoQueues, HeldFramesGoBackToTheirQueue) {
+  auto dev = open_device(device_config());
+  ASSERT_TRUE(dev);
+  ASSERT_TRUE(dev->add_flow(FlowProto::kUdp, kIpA, 9000));
+  constexpr int kSenders = 32;
+  for (int i = 0; i < kSenders; ++i) {
+    const int b = udp_socket(true, kIpB, uint16_t(42000 + i));
+    send_udp(b, kIpA, 9000, "q" + std::to_string(i));
+  }
+  int got = 0;
+  std::vector<uint64_t> handles;
+  pump(*dev, [&](Bytes f) {
+    Bytes pl = udp_payload_span(f);
+    if (pl.empty()) return;
+    ++got;
+    if (auto h = dev->hold(pl)) handles.push_back(*h);
+  }, [&] { return got >= kSenders; });
+  ASSERT_EQ(got, kSenders);
+  ASSERT_EQ(handles.size(), size_t(kSenders));  // far below 2 x 256 lendable
+  uint64_t per_queue[2] = {0, 0};
+  for (uint64_t h : handles) {
+    ASSERT_LT(h >> 48, 2u);
+    ++per_queue[h >> 48];
+  }
+  EXPECT_EQ(dev->socket(0).counters().lent, per_queue[0]);
+  EXPECT_EQ(dev->socket(1).counters().lent, per_queue[1]);
+  EXPECT_EQ(dev->check_invariant(), "");
+  for (uint64_t h : handles) dev->release(h);
+  EXPECT_EQ(dev->socket(0).counters().lent, 0u);
+  EXPECT_EQ(dev->socket(1).counters().lent, 0u);
+  EXPECT_EQ(dev->counters().xsk.lend_bad_release, 0u);
   EXPECT_EQ(dev->check_invariant(), "");
 }
 

@@ -3,8 +3,9 @@
  *
  *   xs_zc_echo server PORT
  *     TCP and UDP echo on PORT: one thread, a level-triggered epoll loop over
- *     non-blocking sockets. TCP: received bytes are borrowed in place
- *     (xs_zc_recv), copied once straight into reserved send-buffer space
+ *     non-blocking sockets, with XS_ZC_RX_FRAMES: payloads stay in the
+ *     frames they arrived in. TCP: received bytes are borrowed in place
+ *     (xs_zc_recv: one view per frame), copied once straight into reserved send-buffer space
  *     (xs_zc_send_reserve / xs_zc_send_commit), and released (xs_zc_release)
  *     as they are echoed -- no application buffer at all, one copy where the
  *     recv/send echo makes two. UDP: each borrowed datagram is sent back to
@@ -68,7 +69,7 @@ static void copy_views(const struct xs_zc_iov* src, int nsrc, size_t off, const 
  * `done` have been echoed (and released) so far. */
 struct conn {
   int fd;
-  struct xs_zc_iov loan[2];
+  struct xs_zc_iov loan[16];
   int nloan;
   size_t lent, done;
 };
@@ -129,7 +130,7 @@ static int echo_loan(struct conn* c) {
 static void on_client(int ep, struct conn* c) {
   for (int rounds = 0; rounds < 16; rounds++) { /* bounded: let other sockets in */
     if (c->lent == 0) {
-      int n = xs_zc_recv(c->fd, c->loan, 2, MSG_DONTWAIT);
+      int n = xs_zc_recv(c->fd, c->loan, 16, MSG_DONTWAIT);
       if (n == 0) { drop(ep, c); return; } /* peer closed: close our side too */
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) { if (want(ep, c, EPOLLIN) < 0) drop(ep, c); return; }
@@ -173,10 +174,13 @@ static int run_server(int port) {
   if (ls < 0) { perror("xs_socket"); return 1; }
   int one = 1;
   xs_setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* Received payloads stay in their frames; accepted sockets inherit it. */
+  if (xs_setsockopt(ls, XS_SOL_XSTACK, XS_ZC_RX_FRAMES, &one, sizeof one) < 0) { perror("XS_ZC_RX_FRAMES"); return 1; }
   if (xs_bind(ls, (struct sockaddr*)&addr, sizeof addr) < 0) { perror("xs_bind tcp"); return 1; }
   if (xs_listen(ls, 128) < 0) { perror("xs_listen"); return 1; }
   int us = xs_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
   if (us < 0) { perror("xs_socket udp"); return 1; }
+  if (xs_setsockopt(us, XS_SOL_XSTACK, XS_ZC_RX_FRAMES, &one, sizeof one) < 0) { perror("XS_ZC_RX_FRAMES udp"); return 1; }
   if (xs_bind(us, (struct sockaddr*)&addr, sizeof addr) < 0) { perror("xs_bind udp"); return 1; }
   int ep = xs_epoll_create1(0);
   if (ep < 0) { perror("xs_epoll_create1"); return 1; }
