@@ -29,7 +29,8 @@ struct DeviceCounters {
 
 class PacketDevice : public FrameSink {
  public:
-  // Calls fn for up to `max` received frames (the span is valid during the call).
+  // Calls fn for up to `max` received frames (the span is valid during the
+  // call, and after it while held through frame_lender()).
   virtual size_t poll_rx(const std::function<void(Bytes)>& fn, size_t max) = 0;
   // Makes committed TX frames leave (copy-mode AF_XDP needs a sendto kick).
   virtual void flush_tx() = 0;

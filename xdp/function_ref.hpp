@@ -33,7 +33,8 @@ class FunctionRef<R(Args...)> {
 };
 
 // Receives one Ethernet frame. The bytes live in the UMEM and are valid only
-// during the call: the frame goes back to the fill ring right after.
+// during the call -- the frame goes back to the fill ring right after --
+// unless the handler holds it (XskSocket::hold_current, zero-copy receive).
 using RxHandler = FunctionRef<void(Bytes)>;
 
 }  // namespace xs
