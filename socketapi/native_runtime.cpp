@@ -78,6 +78,9 @@ bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
   TcpConfig& t = ec->tcp;
   if (!env_triple("XSTACK_TCP_RMEM", &t.rmem_min, &t.rmem_default, &t.rmem_max)) return false;
   if (!env_triple("XSTACK_TCP_WMEM", &t.wmem_min, &t.wmem_default, &t.wmem_max)) return false;
+  uint32_t frames = 0;
+  if (!env_u32("XSTACK_ZC_RX_FRAMES", 0, 1, &frames)) return false;
+  t.rx_frames = frames != 0;
   if (const char* cc = std::getenv("XSTACK_CC"); cc != nullptr && cc[0] != 0) {
     if (std::strcmp(cc, "cubic") == 0) t.default_cubic = true;
     else if (std::strcmp(cc, "reno") == 0) t.default_cubic = false;

@@ -90,7 +90,8 @@ int xs_is_xstack_fd(int fd);
 /* int, TCP and UDP: keep received payloads in the frames they arrived in
  * (the device's UMEM) instead of copying them into the socket's receive
  * queue; xs_zc_recv then lends those frames themselves, and xs_recv copies
- * once, from the frame. Accepted sockets inherit it. Frames the device
+ * once, from the frame. Accepted sockets inherit it; XSTACK_ZC_RX_FRAMES=1
+ * turns it on for every new socket. Frames the device
  * cannot spare (XSTACK_ZC_LEND_FRAMES per queue) are copied as usual. */
 #define XS_ZC_RX_FRAMES 1
 

@@ -22,6 +22,7 @@ UdpConfig udp_config(const TcpConfig& t) {
   u.rmem_max = t.core_rmem_max;
   u.wmem_max = t.core_wmem_max;
   u.default_ttl = t.default_ttl;
+  u.rx_frames = t.rx_frames;
   return u;
 }
 

@@ -29,6 +29,8 @@ struct TcpConfig {
   bool window_scaling = true;             // tcp_window_scaling
   bool moderate_rcvbuf = true;            // tcp_moderate_rcvbuf
   uint32_t rmem_min = 4096, rmem_default = 131072, rmem_max = 6291456;  // tcp_rmem
+  // New TCP and UDP sockets start with XS_ZC_RX_FRAMES on (XSTACK_ZC_RX_FRAMES=1).
+  bool rx_frames = false;
   uint32_t wmem_min = 4096, wmem_default = 16384, wmem_max = 4194304;   // tcp_wmem
   uint32_t core_rmem_max = 212992, core_wmem_max = 212992;  // net.core.[rw]mem_max caps SO_*BUF
   uint32_t challenge_ack_limit = 1000;    // tcp_challenge_ack_limit (per second)

@@ -569,9 +569,12 @@ void TcpSocket::process_data(Instant now, const TcpRepr& seg) {
   // nothing waits in the ring (RecvQueue keeps frames ahead of ring bytes)
   // and no urgent byte is pending (its handling reads the ring).
   bool in_frame = false;
-  if (offset == 0 && opt_.zc_frames && !data.empty() && ofo_.empty() && urg_state_ == UrgState::None &&
-      rcv_q_.can_hold_frame()) {
-    if (FrameLender* lender = layer_.frame_lender()) {
+  if (offset == 0 && opt_.zc_frames && !data.empty() && ofo_.empty() && urg_state_ == UrgState::None) {
+    FrameLender* lender = layer_.frame_lender();
+    // The frame list is allocated once per socket, with its first data (as
+    // the ring is), so sockets that never receive cost nothing.
+    if (lender != nullptr && rcv_q_.frame_capacity() == 0) rcv_q_.enable_frames(kZcFrameSlots);
+    if (lender != nullptr && rcv_q_.can_hold_frame()) {
       if (auto handle = lender->hold(data)) {
         rcv_q_.append_frame(data, *handle, *lender);
         in_frame = true;

@@ -12,6 +12,7 @@ TcpSocket::TcpSocket(TcpLayerImpl& layer) : layer_(layer), rtt_(layer.cfg()) {
   const TcpConfig& c = layer.cfg();
   rcvbuf_ = c.rmem_default;
   sndbuf_ = c.wmem_default;
+  opt_.zc_frames = c.rx_frames;
   cc_.select(c.default_cubic ? "cubic" : "reno", Instant{}, snd_mss_);
 }
 
@@ -27,7 +28,6 @@ uint8_t TcpSocket::wscale_for(uint32_t max_space) {
 void TcpSocket::inherit_from(const TcpSocket& l) {
   // Accepted sockets inherit the listener's options (Linux sk_clone_lock).
   opt_ = l.opt_;
-  if (opt_.zc_frames) rcv_q_.enable_frames(kZcFrameSlots);
   rcvbuf_ = l.rcvbuf_;
   sndbuf_ = l.sndbuf_;
   rcvbuf_locked_ = l.rcvbuf_locked_;
@@ -324,8 +324,7 @@ Expected<size_t, SockError> TcpSocket::zc_borrow(size_t max_len, std::span<Bytes
 }
 
 void TcpSocket::set_zc_frames(bool on) {
-  opt_.zc_frames = on;
-  if (on && rcv_q_.frame_capacity() == 0) rcv_q_.enable_frames(kZcFrameSlots);
+  opt_.zc_frames = on;  // the frame list is allocated with the first frame (process_data)
 }
 
 Status<SockError> TcpSocket::zc_release(Instant now, size_t n) {

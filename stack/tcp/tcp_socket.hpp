@@ -116,7 +116,7 @@ class TcpSocket {
   // Accepted sockets inherit it from the listener.
   void set_zc_frames(bool on);
   // Frames one socket may hold at once; beyond that segments are copied.
-  static constexpr size_t kZcFrameSlots = 1024;
+  static constexpr size_t kZcFrameSlots = 256;
   bool zc_frames() const { return opt_.zc_frames; }
   // Received bytes now held in frames (diagnostics, tests).
   size_t rx_frame_bytes() const { return rcv_q_.frame_bytes(); }

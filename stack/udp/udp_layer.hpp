@@ -31,6 +31,7 @@ struct UdpConfig {
   // Charged against rcvbuf per datagram on top of its payload, standing in for
   // Linux's skb truesize overhead, so that floods of tiny datagrams stay bounded.
   uint32_t datagram_overhead = 256;
+  bool rx_frames = false;  // new sockets start with zc_frames on (TcpConfig::rx_frames)
 };
 
 enum class UdpInput : uint8_t { Delivered, NoPort, Dropped };

@@ -18,7 +18,8 @@ constexpr uint32_t kMinSndbuf = 4608;
 }  // namespace
 
 UdpSocket::UdpSocket(UdpLayer& layer)
-    : layer_(layer), rcvbuf_(layer.cfg_.rmem_default), sndbuf_(layer.cfg_.wmem_default) {}
+    : layer_(layer), rcvbuf_(layer.cfg_.rmem_default), sndbuf_(layer.cfg_.wmem_default),
+      zc_frames_(layer.cfg_.rx_frames) {}
 
 UdpSocket::~UdpSocket() {
   // UdpLayer::close and ~UdpLayer both end here: every stored record, lent
