@@ -113,12 +113,16 @@ class Engine final : public SocketObserver {
   // wakeup passes over an epoll instance nobody is waiting on).
   void requeue_device_waits();
 
-  // Spin/busy-poll modes: a call about to fail with EAGAIN polls the rings
-  // once first. An application that retries non-blocking calls in a loop is
-  // then what moves the stack (the progress thread keeps away from a thread
-  // that calls in often), as a spinning waiter would. False (nothing done)
-  // in interrupt mode, where the progress thread runs the device.
+  // A call about to fail with EAGAIN polls the rings once first. Spin/busy-
+  // poll: an application that retries non-blocking calls in a loop is then
+  // what moves the stack (the progress thread keeps away from a thread that
+  // calls in often), as a spinning waiter would; returns true. Interrupt
+  // mode: frames already received are processed without waiting for the
+  // progress thread; true when there were any.
   bool poll_before_eagain_locked();
+  // Interrupt mode: one poll of the rings and timers from the calling
+  // (application) thread; returns the frames processed.
+  size_t poll_inline_locked(Instant now);
 
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
@@ -159,6 +163,7 @@ class Engine final : public SocketObserver {
   std::atomic<bool> app_active_{false};
   bool events_ = false;
   Instant armed_ = kNever;  // the progress thread's timer deadline
+  Instant timer_set_ = kNever;  // what timerfd_ is set to (progress thread only)
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
   std::function<void(void*)> hook_;
   // Stats publishing: poll_locked compares `now` with next_publish_ (kNever

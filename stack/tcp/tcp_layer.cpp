@@ -168,7 +168,7 @@ Status<SockError> TcpLayerImpl::bind(TcpSocket* s, Endpoint ep) {
       if (bind_conflict(*s, *o)) { s->local_ = {}; return unexpected(SockError::AddressInUse); }
     }
   }
-  binds_[s->local_.port].push_back(s);
+  add_bind(s);
   s->bound_ = true;
   s->bind_explicit_ = true;
   return {};
@@ -202,17 +202,31 @@ Status<SockError> TcpLayerImpl::bind_for_connect(TcpSocket* s, Endpoint remote) 
   auto port = ports_.pick(local, remote, [&](uint16_t p) { return port_in_use_for(local, p, remote); });
   if (!port) return unexpected(SockError::AddressNotAvailable);
   s->local_ = {local, *port};
-  binds_[*port].push_back(s);
+  add_bind(s);
   s->bound_ = true;
   return {};
+}
+
+void TcpLayerImpl::add_bind(TcpSocket* s) {
+  auto& v = binds_[s->local_.port];
+  s->bind_index_ = v.size();
+  v.push_back(s);
 }
 
 void TcpLayerImpl::unbind(TcpSocket* s) {
   if (!s->bound_) return;
   auto it = binds_.find(s->local_.port);
   if (it != binds_.end()) {
+    // O(1): a server port holds every accepted connection, and one of them
+    // closes per request under Connection: close. The chain's order is not
+    // used (conflict checks look at every member).
     auto& v = it->second;
-    v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    const size_t i = s->bind_index_;
+    if (i < v.size() && v[i] == s) {
+      v[i] = v.back();
+      v[i]->bind_index_ = i;
+      v.pop_back();
+    }
     if (v.empty()) binds_.erase(it);
   }
   s->bound_ = false;
@@ -399,7 +413,7 @@ TcpSocket* TcpLayerImpl::make_child(TcpSocket* l, const Ipv4Packet& ip, const Tc
   c->local_ = {ip.hdr.dst, seg.dst_port};
   c->remote_ = {ip.hdr.src, seg.src_port};
   c->listener_ = l;
-  binds_[c->local_.port].push_back(c);
+  add_bind(c);
   c->bound_ = true;
   insert_connection(c);
   return c;

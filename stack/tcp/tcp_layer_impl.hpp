@@ -67,6 +67,7 @@ class TcpLayerImpl {
   // Auto-bind for connect: picks a local address and an ephemeral port unique for the 4-tuple.
   Status<SockError> bind_for_connect(TcpSocket* s, Endpoint remote);
   void unbind(TcpSocket* s);
+  void add_bind(TcpSocket* s);  // onto its port's chain (binds_), recording its index
   Status<SockError> start_listening(TcpSocket* s);
   void stop_listening(TcpSocket* s);
   void insert_connection(TcpSocket* s);

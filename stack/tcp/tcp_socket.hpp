@@ -308,6 +308,7 @@ class TcpSocket {
   Endpoint local_;
   Endpoint remote_;
   bool bound_ = false;
+  size_t bind_index_ = 0;  // position in the layer's chain for local_.port (while bound_)
   bool bind_explicit_ = false;
   bool user_closed_ = false;
   bool fin_received_ = false;   // Linux SOCK_DONE: reads return 0 from now on
