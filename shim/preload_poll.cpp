@@ -177,6 +177,10 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
     frames = false;
     if (n < max) {
       int ms = (n > 0 || spin) ? 0 : remaining_ms(deadline);
+      if (ms != 0) {
+        Inside in;
+        r->flush_deferred();  // what this thread's calls queued leaves before it sleeps
+      }
       int got = mask ? real::epoll_pwait(epfd, evs + n, max - n, ms, mask) : real::epoll_wait(epfd, evs + n, max - n, ms);
       if (got < 0) {
         if (n > 0) return n;
@@ -301,6 +305,10 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
     }
     if (nx < 0) nx = 0;
     int ms = (nx > 0 || spin) ? 0 : remaining_ms(deadline);
+    if (ms != 0) {
+      Inside in;
+      r->flush_deferred();  // what this thread's calls queued leaves before it sleeps
+    }
     int nk;
     if (mask) {
       timespec ts{ms / 1000, (ms % 1000) * 1000000L};

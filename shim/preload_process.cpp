@@ -2,6 +2,7 @@
 // so a close() in it would change the parent's stack), and the exec family
 // keeps the shim's environment when a program passes its own, and carries
 // a child's inherited xstack sockets into the new image (docs/shim.md, "exec").
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "shim/fork_share.hpp"
+#include "socketapi/native_runtime.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
 
@@ -50,13 +52,31 @@ std::vector<char*> collect_args(const char* first, va_list ap, char* const** env
   return args;
 }
 
+// Frames the stack deferred (EngineConfig::tx_defer) leave before the
+// process image does: the kernel would still deliver data written before
+// _exit or exec, so the stack must have sent it.
+void flush_before_leaving() {
+  if (xs::native::Runtime* r = xs::native::default_runtime(false)) {
+    Inside in;
+    (void)r->try_flush_deferred();
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
 pid_t vfork() { return fork(); }
 
+[[noreturn]] void _exit(int status) {
+  flush_before_leaving();
+  for (;;) syscall(SYS_exit_group, status);
+}
+
+[[noreturn]] void _Exit(int status) { _exit(status); }
+
 int execve(const char* path, char* const argv[], char* const envp[]) {
+  flush_before_leaving();
   std::string fds = forkshare::prepare_exec();
   std::vector<std::string> storage;
   std::vector<char*> env = exec_env(envp, fds, &storage);

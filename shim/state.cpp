@@ -101,6 +101,10 @@ native::Runtime* rt_start() {
   {
     Inside in;
     int saved = errno;
+    // Frames a call queues leave when the thread next waits (or 100 us
+    // later): one kick per event batch, and a response with its FIN
+    // (EngineConfig::tx_defer). XSTACK_TX_DEFER_USECS overrides.
+    native::set_default_tx_defer(micros(100));
     r = native::default_runtime(true);
     if (r == nullptr) {
       int err = errno;

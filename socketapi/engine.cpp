@@ -99,6 +99,7 @@ size_t Engine::poll_locked(Instant now) {
   if (timers) stack_->poll(now);
   if (n > 0 || timers) stats_dirty_ = true;
   dev_->flush_tx();
+  tx_deferred_ = false;
   if (events_) {
     events_ = false;
     for (int fd : waiter_fds_) {
@@ -113,7 +114,15 @@ size_t Engine::poll_locked(Instant now) {
 void Engine::after_call_locked() {
   // A call that needed a neighbour the kernel already knew sends at once.
   if (host_ && host_->wants_sync()) host_->sync(stack_->arp());
-  dev_->flush_tx();
+  if (cfg_.poll_mode == PollMode::Interrupt && cfg_.tx_defer.us > 0 && thread_.joinable()) {
+    if (!tx_deferred_ && dev_->tx_pending()) {
+      tx_deferred_ = true;
+      tx_flush_at_ = clock_now() + cfg_.tx_defer;
+      if (tx_flush_at_ < timer_set_) set_timer_locked(tx_flush_at_);
+    }
+  } else {
+    dev_->flush_tx();
+  }
   if (cfg_.poll_mode != PollMode::Interrupt) {
     // Spin/busy-poll: a thread polls continuously and looks at the deadlines
     // on every poll; there is no timer to re-arm and no sleeper to wake.
@@ -331,6 +340,23 @@ bool Engine::poll_before_eagain_locked() {
   return true;
 }
 
+void Engine::flush_deferred_locked() {
+  if (!tx_deferred_) return;
+  dev_->flush_tx();
+  tx_deferred_ = false;
+}
+
+void Engine::set_timer_locked(Instant deadline) {
+  itimerspec its{};
+  if (deadline != kNever) {
+    int64_t us = std::max<int64_t>(deadline.us, 1);
+    its.it_value.tv_sec = us / 1000000;
+    its.it_value.tv_nsec = (us % 1000000) * 1000;
+  }
+  timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, nullptr);
+  timer_set_ = deadline;
+}
+
 size_t Engine::poll_inline_locked(Instant now) {
   // Interrupt mode, from an application thread: frames already on the RX
   // ring are processed here instead of waiting for the progress thread to be
@@ -359,6 +385,10 @@ void Engine::stop() {
   stop_ = true;
   wake();
   thread_.join();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    flush_deferred_locked();  // what the last calls queued (tx_defer) still leaves
+  }
   for (int* fd : {&epfd_, &timerfd_, &eventfd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
@@ -415,19 +445,12 @@ void Engine::run_interrupt() {
         deadline = std::min(deadline, stats_dirty_ || tap_->active() ? next_publish_
                                                                      : next_publish_ + kStatsIdleRefresh);
       }
+      if (tx_deferred_) deadline = std::min(deadline, tx_flush_at_);
       armed_ = deadline;
-    }
-    // The timer keeps its setting while the deadline does not move (most
-    // wakeups on a busy server): one system call less per wakeup.
-    if (deadline != timer_set_) {
-      itimerspec its{};
-      if (deadline != kNever) {
-        int64_t us = std::max<int64_t>(deadline.us, 1);
-        its.it_value.tv_sec = us / 1000000;
-        its.it_value.tv_nsec = (us % 1000000) * 1000;
-      }
-      timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, nullptr);
-      timer_set_ = deadline;
+      // The timer keeps its setting while the deadline does not move (most
+      // wakeups on a busy server): one system call less per wakeup. Set
+      // under the lock: an application call may move it earlier (tx_defer).
+      if (deadline != timer_set_) set_timer_locked(deadline);
     }
     int n = epoll_wait(epfd_, evs, 16, -1);
     for (int i = 0; i < n; ++i) {
@@ -435,7 +458,10 @@ void Engine::run_interrupt() {
       if (evs[i].data.fd == timerfd_ || evs[i].data.fd == eventfd_) {
         ssize_t r = read(evs[i].data.fd, &v, sizeof v);
         (void)r;
-        if (evs[i].data.fd == timerfd_) timer_set_ = kNever;  // fired: a one-shot timer is disarmed
+        if (evs[i].data.fd == timerfd_) {
+          std::lock_guard<std::mutex> lk(mu_);
+          timer_set_ = kNever;  // fired: a one-shot timer is disarmed
+        }
       } else if (host_ && evs[i].data.fd == host_->fd()) {
         host_pending_ = true;  // applied by the next poll_locked, under the lock
       }

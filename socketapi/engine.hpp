@@ -49,6 +49,15 @@ struct EngineConfig {
   TcpConfig tcp;
   uint64_t seed = 0;  // 0: seed from getrandom(2)
   size_t rx_batch = 64;
+  // Interrupt mode: frames an application call queues are sent (the TX kick,
+  // a system call doing the copy-mode transmit) when the calling thread next
+  // waits or polls, or at the latest this long after the first of them
+  // (XSTACK_TX_DEFER_USECS; 0 kicks in every call). A server answering a
+  // batch of events then kicks once, and a response and the FIN of the
+  // close() after it leave together, as from the kernel. The shim turns it
+  // on (100 us, native::set_default_tx_defer); a native API program, whose
+  // frames could be lost if it _exit()s right after a send, opts in.
+  Duration tx_defer = micros(0);
   // Dedicated-IP mode: the device steers everything for our address (ARP,
   // ICMP, every TCP/UDP port) to us and the stack answers it. Shared-IP mode
   // (false): only the ports the stack claims are steered; the kernel keeps
@@ -123,6 +132,9 @@ class Engine final : public SocketObserver {
   // Interrupt mode: one poll of the rings and timers from the calling
   // (application) thread; returns the frames processed.
   size_t poll_inline_locked(Instant now);
+  // Sends frames deferred by tx_defer now (before a thread blocks outside
+  // the engine, e.g. in the shim's kernel epoll_wait).
+  void flush_deferred_locked();
 
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
@@ -163,7 +175,10 @@ class Engine final : public SocketObserver {
   std::atomic<bool> app_active_{false};
   bool events_ = false;
   Instant armed_ = kNever;  // the progress thread's timer deadline
-  Instant timer_set_ = kNever;  // what timerfd_ is set to (progress thread only)
+  Instant timer_set_ = kNever;  // what timerfd_ is set to (under mu_)
+  bool tx_deferred_ = false;     // frames queued by a call, not kicked yet (tx_defer)
+  Instant tx_flush_at_ = kNever; // when the progress thread kicks them at the latest
+  void set_timer_locked(Instant deadline);
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
   std::function<void(void*)> hook_;
   // Stats publishing: poll_locked compares `now` with next_publish_ (kNever

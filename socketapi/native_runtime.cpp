@@ -3,6 +3,12 @@
 namespace xs::native {
 
 namespace {
+std::atomic<int64_t> g_default_tx_defer_us{0};  // set_default_tx_defer
+}  // namespace
+
+void set_default_tx_defer(Duration d) { g_default_tx_defer_us.store(d.us, std::memory_order_relaxed); }
+
+namespace {
 
 constexpr int kSockTypeMask = 0xf;
 constexpr int kSockMax = 11;
@@ -62,6 +68,7 @@ bool is_pow2(uint32_t x) { return x != 0 && (x & (x - 1)) == 0; }
 // The tuning variables, read whether the stack starts from xs_init or from
 // the environment.
 bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
+  ec->tx_defer = micros(g_default_tx_defer_us.load(std::memory_order_relaxed));
   uint32_t ring = 0, us = static_cast<uint32_t>(dc->busy_poll_usecs), budget = static_cast<uint32_t>(dc->busy_poll_budget);
   if (!env_u32("XSTACK_FRAMES", 256, 1u << 18, &dc->frame_count)) return false;
   // Lending more than half the frames would starve the fill ring and TX.
@@ -75,6 +82,9 @@ bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
   uint32_t batch = static_cast<uint32_t>(ec->rx_batch);
   if (!env_u32("XSTACK_RX_BATCH", 1, 1024, &batch)) return false;
   ec->rx_batch = batch;
+  uint32_t defer = static_cast<uint32_t>(ec->tx_defer.us);
+  if (!env_u32("XSTACK_TX_DEFER_USECS", 0, 10000, &defer)) return false;
+  ec->tx_defer = micros(defer);
   TcpConfig& t = ec->tcp;
   if (!env_triple("XSTACK_TCP_RMEM", &t.rmem_min, &t.rmem_default, &t.rmem_max)) return false;
   if (!env_triple("XSTACK_TCP_WMEM", &t.wmem_min, &t.wmem_default, &t.wmem_max)) return false;
@@ -305,6 +315,18 @@ std::vector<int> Runtime::device_fds() {
 void Runtime::poll_once() {
   std::lock_guard<std::mutex> lk(e_.mutex());
   e_.poll_locked(Engine::clock_now());
+}
+
+void Runtime::flush_deferred() {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  e_.flush_deferred_locked();
+}
+
+bool Runtime::try_flush_deferred() {
+  std::unique_lock<std::mutex> lk(e_.mutex(), std::try_to_lock);
+  if (!lk.owns_lock()) return false;
+  e_.flush_deferred_locked();
+  return true;
 }
 
 void Runtime::close_all_graceful(Duration max) {

@@ -146,6 +146,12 @@ class Runtime {
   // One engine loop iteration on the calling thread (spin modes, or when a
   // device descriptor is readable).
   void poll_once();
+  // Sends frames the engine deferred (EngineConfig::tx_defer): called by the
+  // shim before it blocks in a kernel wait.
+  void flush_deferred();
+  // The same without waiting for the engine lock (from _exit, which may run
+  // in a signal handler): false when the lock was busy.
+  bool try_flush_deferred();
   // The packet device's descriptors: readable when frames wait (interrupt
   // mode). A waiter that sleeps on them too can run the stack itself instead
   // of waiting for the progress thread to do it and wake it.
@@ -209,6 +215,9 @@ bool set_default_runtime(Runtime* rt);
 // The runtime the xs_* C functions use; with `start`, started from the
 // XSTACK_* environment if none runs yet (nullptr with errno set on failure).
 Runtime* default_runtime(bool start);
+// The tx_defer (EngineConfig) of runtimes created after this call when
+// XSTACK_TX_DEFER_USECS is not set. The shim sets 100 us.
+void set_default_tx_defer(Duration d);
 // In a fork child: forget the parent's runtime without touching it (its
 // rings and progress thread belong to the parent).
 void abandon_default_runtime();

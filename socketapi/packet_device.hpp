@@ -34,6 +34,8 @@ class PacketDevice : public FrameSink {
   virtual size_t poll_rx(const std::function<void(Bytes)>& fn, size_t max) = 0;
   // Makes committed TX frames leave (copy-mode AF_XDP needs a sendto kick).
   virtual void flush_tx() = 0;
+  // Committed TX frames that flush_tx() has not made leave yet.
+  virtual bool tx_pending() const { return false; }
   // Descriptors that become readable when frames arrive (interrupt mode).
   virtual std::vector<int> wait_fds() const = 0;
   virtual bool add_flow(uint8_t proto, Ipv4Addr local, uint16_t port) = 0;

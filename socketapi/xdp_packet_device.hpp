@@ -18,6 +18,7 @@ class XdpPacketDevice final : public PacketDevice, public FrameLender {
 
   size_t poll_rx(const std::function<void(Bytes)>& fn, size_t max) override;
   void flush_tx() override { dev_->flush_tx(); }
+  bool tx_pending() const override { return dev_->tx_pending(); }
   std::vector<int> wait_fds() const override { return dev_->fds(); }
   bool add_flow(uint8_t proto, Ipv4Addr local, uint16_t port) override;
   void remove_flow(uint8_t proto, Ipv4Addr local, uint16_t port) override;

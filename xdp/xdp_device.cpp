@@ -132,6 +132,13 @@ void XdpDevice::release(uint64_t handle) {
   sockets_[q]->release_lent(handle & kHandleAddrMask);
 }
 
+bool XdpDevice::tx_pending() const {
+  for (const auto& s : sockets_) {
+    if (s->tx_pending() > 0) return true;
+  }
+  return false;
+}
+
 void XdpDevice::flush_tx() {
   for (auto& s : sockets_) {
     if (s->tx_pending() > 0) {

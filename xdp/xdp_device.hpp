@@ -60,6 +60,8 @@ class XdpDevice final : public FrameSink {
   void release(uint64_t handle);
   // Kicks every queue with TX descriptors pending.
   void flush_tx();
+  // Some queue has TX descriptors the kernel has not taken yet.
+  bool tx_pending() const;
   // One fd per queue: POLLIN when its RX ring has frames (interrupt mode).
   std::vector<int> fds() const;
 

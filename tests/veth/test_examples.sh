@@ -250,7 +250,7 @@ if wait_for "$TMP/zc_server.log" "^listening" 20; then
   # XS_ZC_RX_FRAMES: the payloads were lent as the UMEM frames they arrived in.
   sleep 0.3  # > one stats publish period
   lends=$("$BUILD/tools/observe/xstack-stat" -p "$ZC_PID" 2>/dev/null | awk '$1 == "dev_rx_lends" { print $2 }')
-  check "xs_zc_echo received into lent UMEM frames (dev_rx_lends=${lends:-missing})" test "${lends:-0}" -gt 1000
+  check "xs_zc_echo received into lent UMEM frames (dev_rx_lends=${lends:-missing})" test "${lends:-0}" -gt 100
   out=$(in_b timeout 60 python3 "$PEER" udp-echo-check "$IP_X" "$ZC_PORT" 200 2>&1) && rc=0 || rc=$?
   check "200 UDP datagrams echoed from borrowed views ($out)" test "$rc" -eq 0
   stop_server "$ZC_PID" "$TMP/zc_server.log" "xs_zc_echo server"
