@@ -118,7 +118,6 @@ void Engine::after_call_locked() {
     if (!tx_deferred_ && dev_->tx_pending()) {
       tx_deferred_ = true;
       tx_flush_at_ = clock_now() + cfg_.tx_defer;
-      if (tx_flush_at_ < timer_set_) set_timer_locked(tx_flush_at_);
     }
   } else {
     dev_->flush_tx();
@@ -129,15 +128,10 @@ void Engine::after_call_locked() {
     app_active_.store(true, std::memory_order_relaxed);
     return;
   }
-  if (stack_->poll_at() < armed_) {
-    stats_dirty_ = true;
-    wake();
-  } else if (!stats_dirty_ && stats_) {
-    // The call may have changed a queue: have an idle progress thread
-    // publish it once (one wake per period at most).
-    stats_dirty_ = true;
-    if (next_publish_ < armed_) wake();
-  }
+  // The call may have changed a queue: an idle progress thread publishes it
+  // at the next period (rearm_locked brings its timer forward to it).
+  if (stats_) stats_dirty_ = true;
+  rearm_locked();
 }
 
 void Engine::publish_stats_locked(Instant now) {
@@ -365,8 +359,22 @@ size_t Engine::poll_inline_locked(Instant now) {
   const size_t n = poll_locked(now);
   // Processing may have set an earlier deadline (a retransmission timer)
   // than the one the sleeping progress thread armed.
-  if (stack_->poll_at() < armed_) wake();
+  rearm_locked();
   return n;
+}
+
+bool Engine::rearm_locked() {
+  Instant want = stack_->poll_at();
+  if (tx_deferred_) want = std::min(want, tx_flush_at_);
+  // A call may have changed a queue: the snapshot is published on time.
+  if (stats_) want = std::min(want, next_publish_);
+  if (want >= armed_) return false;
+  // Moving the sleeping progress thread's timer is enough: waking it would
+  // cost a context switch for nothing until the deadline. The timer is only
+  // set under the lock, so its value and timer_set_ agree.
+  armed_ = want;
+  if (want < timer_set_) set_timer_locked(want);
+  return true;
 }
 
 void Engine::requeue_device_waits() {

@@ -179,6 +179,9 @@ class Engine final : public SocketObserver {
   bool tx_deferred_ = false;     // frames queued by a call, not kicked yet (tx_defer)
   Instant tx_flush_at_ = kNever; // when the progress thread kicks them at the latest
   void set_timer_locked(Instant deadline);
+  // Interrupt mode, from a call: brings the progress thread's timer forward
+  // to the stack's (or a deferred kick's) earlier deadline. True if it did.
+  bool rearm_locked();
   int epfd_ = -1, timerfd_ = -1, eventfd_ = -1;
   std::function<void(void*)> hook_;
   // Stats publishing: poll_locked compares `now` with next_publish_ (kNever

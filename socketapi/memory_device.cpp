@@ -28,16 +28,13 @@ class MemoryDevice final : public PacketDevice, public FrameLender {
   MemoryDevice(MacAddr mac, std::shared_ptr<Pipe> rx, std::shared_ptr<Pipe> tx)
       : mac_(mac), rx_(std::move(rx)), tx_(std::move(tx)), buf_(1514) {}
   MutBytes tx_acquire() override { return MutBytes(buf_.data(), buf_.size()); }
+  // Committed frames wait for flush_tx(), as on the AF_XDP TX ring until
+  // the kick, so the engine's deferred kick (tx_defer) is testable here.
   void tx_commit(size_t len) override {
-    {
-      std::lock_guard<std::mutex> lk(tx_->mu);
-      tx_->frames.emplace_back(buf_.begin(), buf_.begin() + static_cast<long>(len));
-    }
-    uint64_t one = 1;
-    ssize_t r = write(tx_->efd, &one, sizeof one);
-    (void)r;
+    pending_.emplace_back(buf_.begin(), buf_.begin() + static_cast<long>(len));
     c_.tx_frames++;
   }
+  bool tx_pending() const override { return !pending_.empty(); }
   size_t max_frame_len() const override { return 1514; }
   size_t poll_rx(const std::function<void(Bytes)>& fn, size_t max) override {
     uint64_t v;
@@ -85,7 +82,18 @@ class MemoryDevice final : public PacketDevice, public FrameLender {
     lent_.erase(handle);
     c_.rx_lent = lent_.size();
   }
-  void flush_tx() override {}
+  void flush_tx() override {
+    if (pending_.empty()) return;
+    {
+      std::lock_guard<std::mutex> lk(tx_->mu);
+      for (auto& f : pending_) tx_->frames.push_back(std::move(f));
+    }
+    pending_.clear();
+    uint64_t one = 1;
+    ssize_t r = write(tx_->efd, &one, sizeof one);
+    (void)r;
+    c_.tx_kicks++;
+  }
   std::vector<int> wait_fds() const override { return {rx_->efd}; }
   bool add_flow(uint8_t, Ipv4Addr, uint16_t) override { return true; }
   void remove_flow(uint8_t, Ipv4Addr, uint16_t) override {}
@@ -98,6 +106,7 @@ class MemoryDevice final : public PacketDevice, public FrameLender {
   MacAddr mac_;
   std::shared_ptr<Pipe> rx_, tx_;
   std::vector<uint8_t> buf_;
+  std::vector<std::vector<uint8_t>> pending_;  // committed, not flushed
   DeviceCounters c_;
   // The frame poll_rx is delivering, which hold() may take.
   std::vector<uint8_t> cur_;

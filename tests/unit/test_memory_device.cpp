@@ -27,6 +27,7 @@ struct Pair {
     ASSERT_GE(buf.size(), 64u);
     memset(buf.data(), fill, 64);
     tx->tx_commit(64);
+    tx->flush_tx();
   }
   std::unique_ptr<PacketDevice> tx, rx;
 };
@@ -126,6 +127,22 @@ TEST(MemoryDeviceLend, LendLimitRefusesAndReleaseMakesRoom) {
   for (size_t i = 1; i < kLimit; ++i) lender->release(*handles[i]);
   lender->release(*h);
   EXPECT_EQ(p.rx->counters().rx_lent, 0u);
+}
+
+// Committed frames wait for flush_tx, as on the AF_XDP TX ring until the
+// kick (the engine's deferred kick depends on it).
+TEST(MemoryDeviceTx, CommittedFramesLeaveOnFlush) {
+  Pair p;
+  MutBytes buf = p.tx->tx_acquire();
+  memset(buf.data(), 7, 64);
+  p.tx->tx_commit(64);
+  EXPECT_TRUE(p.tx->tx_pending());
+  size_t got = p.rx->poll_rx([](Bytes) {}, 16);
+  EXPECT_EQ(got, 0u);
+  p.tx->flush_tx();
+  EXPECT_FALSE(p.tx->tx_pending());
+  got = p.rx->poll_rx([](Bytes f) { EXPECT_EQ(f[0], 7); }, 16);
+  EXPECT_EQ(got, 1u);
 }
 
 }  // namespace
