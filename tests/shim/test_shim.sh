@@ -29,19 +29,9 @@ BIN=$BUILD/tests/xs_shim_conformance
 SHIM=$BUILD/shim/libxstack-preload.so
 ONLY=()
 [[ -n "${XS_SHIM_ONLY:-}" ]] && ONLY=(--only "$XS_SHIM_ONLY")
-IN_CI=false
-[[ "${CI:-}" == true ]] && IN_CI=true
+LAB_TEST="the shim conformance test"
+source "$HERE/../support/lab_test.sh"
 
-cannot_run() {
-  if $IN_CI; then
-    echo "FAIL: CI=true but $*: the shim conformance test cannot run" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
-
-[[ $(id -u) -eq 0 ]] || cannot_run "not root"
 for c in ip ethtool python3 timeout; do
   command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool python3 coreutils)"
 done
@@ -49,46 +39,9 @@ done
 [[ -x "$RUN" ]] || { echo "FAIL: $RUN not found or not executable" >&2; exit 1; }
 [[ -x "$BIN" ]] || { echo "FAIL: $BIN not built (set XS_BUILD_DIR)" >&2; exit 1; }
 [[ -f "$SHIM" ]] || { echo "FAIL: $SHIM not built (set XS_BUILD_DIR)" >&2; exit 1; }
-probe="xssprobe$$"
-if ! ip netns add "$probe" 2>/dev/null; then
-  cannot_run "'ip netns add' fails"
-fi
-ip netns del "$probe"
-
-uniq=$(( ($$ * 32768 + RANDOM) % 100000000 ))
-N="xs${uniq}"
-export XSL_QUIET=1
-TMP=$(mktemp -d)
-CHILDREN=()
-
-cleanup() {
-  local rc=$?
-  local p
-  for p in "${CHILDREN[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${CHILDREN[@]}"; do wait "$p" 2>/dev/null || true; done
-  "$LAB" down --name "$N" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-show_log() { echo "---- $1"; sed 's/^/   | /' "$1" 2>/dev/null || true; }
-wait_for() {  # wait_for LOG PATTERN SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-echo "# lab $N"
-"$LAB" up --name "$N" >/dev/null || { echo "FAIL: lab up" >&2; exit 1; }
-eval "$("$LAB" env --name "$N")"
+lab_test_init xs
+lab_test_up
 ip netns exec "$XSL_NS_A" ip link set lo up
-IN_A=("$LAB" exec --name "$N" a --)
-IN_B=("$LAB" exec --name "$N" b --)
 
 # run_mode MODE LOCAL PORT CMD-PREFIX... : one run against a fresh peer.
 FAILS=0

@@ -28,19 +28,9 @@ LAB=${XSTACK_LAB:-$HERE/../../tools/xstack-lab}
 PEER=$HERE/kernel_peer.py
 BUILD=${XS_BUILD_DIR:-$HERE/../../build}
 EX=$BUILD/tools/examples
-IN_CI=false
-[[ "${CI:-}" == true ]] && IN_CI=true
+LAB_TEST="the examples test"
+source "$HERE/../support/lab_test.sh"
 
-cannot_run() {
-  if $IN_CI; then
-    echo "FAIL: CI=true but $*: the examples test cannot run" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
-
-[[ $(id -u) -eq 0 ]] || cannot_run "not root"
 for c in ip ethtool tc ping python3 iptables timeout; do
   command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool iputils-ping iptables python3)"
 done
@@ -48,69 +38,14 @@ done
 for b in xs_echo_server xs_echo_client xs_http_server xs_zc_echo; do
   [[ -x "$EX/$b" ]] || { echo "FAIL: $EX/$b not built (set XS_BUILD_DIR)" >&2; exit 1; }
 done
-probe="xseprobe$$"
-if ! ip netns add "$probe" 2>/dev/null; then
-  cannot_run "'ip netns add' fails"
-fi
-ip netns del "$probe"
-
-uniq=$(( ($$ * 32768 + RANDOM) % 100000000 ))
-N="xe${uniq}"
-export XSL_QUIET=1
-TMP=$(mktemp -d)
-CHILDREN=()
-
-cleanup() {
-  local rc=$?
-  local p
-  for p in "${CHILDREN[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${CHILDREN[@]}"; do wait "$p" 2>/dev/null || true; done
-  "$LAB" down --name "$N" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-FAILS=0
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() {  # check DESCRIPTION CMD...
-  local d=$1; shift
-  if "$@"; then pass "$d"; else fail "$d"; fi
-}
-show_log() { echo "---- $1"; sed 's/^/   | /' "$1" 2>/dev/null || true; }
-
-echo "# lab $N"
-"$LAB" up --name "$N" >/dev/null || { echo "FAIL: lab up" >&2; exit 1; }
-eval "$("$LAB" env --name "$N")"
+lab_test_init xe
+lab_test_up
 IP_X=$XSL_IP_DEDICATED   # 198.18.0.3: xstack's own address in a
 IP_B=$XSL_IP_B           # 198.18.0.2: the kernel in b
 XS_ENV=(env XSTACK_IF="$XSL_IF_A" XSTACK_ADDR="$IP_X/24")
-IN_A=("$LAB" exec --name "$N" a --)
-IN_B=("$LAB" exec --name "$N" b --)
 in_a() { "${IN_A[@]}" "$@"; }
 in_b() { "${IN_B[@]}" "$@"; }
 
-# start_bg LOG CMD... : runs the external CMD in the background; sets BG_PID.
-# Pass "${IN_A[@]}" (not the in_a function): lab exec execs all the way down,
-# so $! ends up being the program itself, which SIGTERM must reach.
-start_bg() {
-  local log=$1; shift
-  "$@" >"$log" 2>&1 &
-  BG_PID=$!
-  CHILDREN+=("$BG_PID")
-}
-wait_for() {  # wait_for LOG PATTERN SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-# a process runs when /proc has an entry that is not a zombie (not yet reaped)
-running() { [[ -d /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 # stop_server PID LOG NAME: SIGTERM, then it must exit 0 within 10 s.
 stop_server() {
   local pid=$1 i rc=0

@@ -25,19 +25,9 @@ BUILD=${XS_BUILD_DIR:-$HERE/../../build}
 SERVER=$BUILD/tools/examples/xs_echo_server
 STAT=$BUILD/tools/observe/xstack-stat
 DUMP=$BUILD/tools/observe/xstack-dump
-IN_CI=false
-[[ "${CI:-}" == true ]] && IN_CI=true
+LAB_TEST="the observability test"
+source "$HERE/../support/lab_test.sh"
 
-cannot_run() {
-  if $IN_CI; then
-    echo "FAIL: CI=true but $*: the observability test cannot run" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
-
-[[ $(id -u) -eq 0 ]] || cannot_run "not root"
 for c in ip ethtool ping python3 timeout; do
   command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool iputils-ping python3)"
 done
@@ -49,61 +39,14 @@ else cannot_run "neither tshark nor tcpdump installed (apt-get install -y tcpdum
 for b in "$SERVER" "$STAT" "$DUMP"; do
   [[ -x "$b" ]] || { echo "FAIL: $b not built (set XS_BUILD_DIR)" >&2; exit 1; }
 done
-probe="xsoprobe$$"
-ip netns add "$probe" 2>/dev/null || cannot_run "'ip netns add' fails"
-ip netns del "$probe"
-
-uniq=$(( ($$ * 32768 + RANDOM) % 100000000 ))
-N="xo${uniq}"
-export XSL_QUIET=1
-TMP=$(mktemp -d)
-CHILDREN=()
-
-cleanup() {
-  local rc=$?
-  local p
-  for p in "${CHILDREN[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${CHILDREN[@]}"; do wait "$p" 2>/dev/null || true; done
-  "$LAB" down --name "$N" >/dev/null 2>&1 || true
-  # a server killed above cannot unlink its segments
+lab_test_init xo
+# a server killed by the cleanup cannot unlink its segments
+lab_test_cleanup_extra() {
   [[ -n "${SRV_PID:-}" ]] && rm -f "/dev/shm/xstack-$SRV_PID" "/dev/shm/xstack-$SRV_PID-cap"
-  rm -rf "$TMP"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-FAILS=0
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
-check() {  # check DESCRIPTION CMD...
-  local d=$1; shift
-  if "$@"; then pass "$d"; else fail "$d"; fi
-}
-show_log() { echo "---- $1"; sed 's/^/   | /' "$1" 2>/dev/null || true; }
-start_bg() {  # start_bg LOG CMD... ; sets BG_PID (the program itself: lab exec execs)
-  local log=$1; shift
-  "$@" >"$log" 2>&1 &
-  BG_PID=$!
-  CHILDREN+=("$BG_PID")
-}
-wait_for() {  # wait_for LOG PATTERN SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-running() { [[ -d /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-
-echo "# lab $N"
-"$LAB" up --name "$N" >/dev/null || { echo "FAIL: lab up" >&2; exit 1; }
-eval "$("$LAB" env --name "$N")"
+lab_test_up
 IP_X=$XSL_IP_DEDICATED   # 198.18.0.3: xstack's own address in a
 IP_B=$XSL_IP_B           # 198.18.0.2: the kernel in b
-IN_A=("$LAB" exec --name "$N" a --)
-IN_B=("$LAB" exec --name "$N" b --)
 PORT=7000
 
 start_bg "$TMP/server.log" "${IN_A[@]}" env XSTACK_IF="$XSL_IF_A" XSTACK_ADDR="$IP_X/24" XSTACK_STATS_PERIOD_MS=50 \
