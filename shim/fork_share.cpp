@@ -1,4 +1,5 @@
 #include "shim/fork_share.hpp"
+#include "socketapi/quiet_thread.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -176,7 +177,7 @@ void pump(int xsfd, int ufd, uint32_t id) {
   ::close(xsfd);
 }
 
-void start_pump(int xsfd, int ufd, uint32_t id) { std::thread(pump, xsfd, ufd, id).detach(); }
+void start_pump(int xsfd, int ufd, uint32_t id) { xs::start_quiet_thread(pump, xsfd, ufd, id).detach(); }
 
 // Moves datagrams both ways between an xstack UDP socket and a child's
 // seqpacket socket until the child closes it. Datagrams are read as they
@@ -290,7 +291,7 @@ int proxy_listener_for(int a) {
     real::close(pl.ufd);
     return -1;
   }
-  std::thread(listener_pump, lfd, pl.addr, pl.addr_len).detach();
+  xs::start_quiet_thread(listener_pump, lfd, pl.addr, pl.addr_len).detach();
   g_listeners[key] = pl;
   return pl.ufd;
 }
@@ -363,7 +364,7 @@ void serve(int chan, std::map<int, int> held) {
             break;
           }
           r.id = register_pump(mine);
-          std::thread(dgram_pump, mine, sv[0], r.id).detach();
+          xs::start_quiet_thread(dgram_pump, mine, sv[0], r.id).detach();
           r.rc = 0;
           r.kind = static_cast<uint32_t>(FdKind::ProxyDgram);
           reply(chan, r, sv[1]);
@@ -429,7 +430,7 @@ void serve(int chan, std::map<int, int> held) {
           int d = ::fcntl(a, F_DUPFD_CLOEXEC, 3);
           if (d >= 0) copies[cfd] = d;
         }
-        std::thread(serve, sv[0], std::move(copies)).detach();
+        xs::start_quiet_thread(serve, sv[0], std::move(copies)).detach();
         r.rc = 0;
         reply(chan, r, sv[1]);
         real::close(sv[1]);
@@ -564,7 +565,7 @@ void parent() {
   Pending& p = t_pending;
   if (!p.active) return;
   real::close(p.chan_child);
-  if (p.chan_parent >= 0) std::thread(serve, p.chan_parent, std::move(p.held)).detach();
+  if (p.chan_parent >= 0) xs::start_quiet_thread(serve, p.chan_parent, std::move(p.held)).detach();
   p = Pending{};
 }
 

@@ -1,4 +1,5 @@
 #include "socketapi/engine.hpp"
+#include "socketapi/quiet_thread.hpp"
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -324,7 +325,7 @@ void Engine::start() {
       epoll_ctl(epfd_, EPOLL_CTL_ADD, host_->fd(), &ev);
     }
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = start_quiet_thread([this] { run(); });
 }
 
 bool Engine::poll_before_eagain_locked() {
