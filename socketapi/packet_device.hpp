@@ -25,6 +25,9 @@ struct DeviceCounters {
   // Zero-copy receive (FrameLender): frames lent to sockets now, and holds
   // refused because the device's lend limit was reached (those were copied).
   uint64_t rx_lent = 0, rx_lend_refused = 0, rx_lends = 0;  // lent: now; lends: ever
+  // Busy-poll mode: recvfrom() calls made to run the driver's NAPI, and the
+  // queues on which the kernel cannot busy-poll (no NAPI id: veth), which spin.
+  uint64_t busy_polls = 0, busy_poll_off = 0;
 };
 
 class PacketDevice : public FrameSink {

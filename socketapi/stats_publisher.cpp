@@ -160,6 +160,8 @@ void fill_stats_snapshot(stats::Header& h, Stack& stack, const DeviceCounters& d
   dev_counter("rx_lent", dev.rx_lent);
   dev_counter("rx_lend_refused", dev.rx_lend_refused);
   dev_counter("rx_lends", dev.rx_lends);
+  dev_counter("busy_polls", dev.busy_polls);
+  dev_counter("busy_poll_off", dev.busy_poll_off);
   h.socket_rows = n;
   h.socket_total = total;
   h.truncated = total > n;

@@ -42,6 +42,8 @@ DeviceCounters XdpPacketDevice::counters() const {
   d.rx_lent = c.xsk.lent;
   d.rx_lends = c.xsk.lends;
   d.rx_lend_refused = c.xsk.lend_refused;
+  d.busy_polls = c.xsk.busy_polls;
+  d.busy_poll_off = c.xsk.busy_poll_off;
   return d;
 }
 

@@ -61,6 +61,8 @@ struct XskCounters {
   uint64_t lend_refused = 0;     // hold_current() refused: lend_limit frames already lent
   uint64_t lends = 0;            // hold_current() granted, ever (lent is the level)
   uint64_t lend_bad_release = 0; // release_lent() of a frame that was not lent: a bug
+  uint64_t busy_polls = 0;       // recvfrom() calls made to busy-poll the driver
+  uint64_t busy_poll_off = 0;    // 1: busy polling asked for, but the socket has no NAPI id (veth)
 
   XskCounters& operator+=(const XskCounters& o);
 };
@@ -127,7 +129,9 @@ class XskSocket final : public FrameSink {
 
   // SO_PREFER_BUSY_POLL=1, SO_BUSY_POLL=usecs, SO_BUSY_POLL_BUDGET=budget
   // (on: 20 us, 64). With busy polling on, poll_rx() also calls recvfrom()
-  // to drive the driver's NAPI when the RX ring is empty.
+  // to drive the driver's NAPI when the RX ring is empty, until the first
+  // frames show that the kernel cannot busy-poll this socket (no NAPI id, as
+  // on veth): from then on it spins on the ring without the system call.
   Status<std::string> set_busy_poll(bool on, int usecs = 20, int budget = 64);
   bool busy_poll() const { return busy_poll_; }
 
@@ -142,6 +146,7 @@ class XskSocket final : public FrameSink {
  private:
   explicit XskSocket(const XskConfig& cfg, std::unique_ptr<Umem> umem);
   void refill();
+  void check_busy_poll();
   bool kick_once();
 
   XskConfig cfg_;
@@ -153,6 +158,7 @@ class XskSocket final : public FrameSink {
   uint32_t fill_target_ = 0;
   size_t max_frame_len_ = 0;
   bool busy_poll_ = false;
+  bool busy_poll_checked_ = false;  // SO_INCOMING_NAPI_ID looked at (after the first frames)
   bool tx_held_ = false;         // a frame lent by tx_acquire() and not committed
   uint64_t tx_held_addr_ = 0;
   uint32_t lend_limit_ = 0;

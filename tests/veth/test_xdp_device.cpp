@@ -469,10 +469,31 @@ TEST_F(XdpVeth, KernelStatsAndBusyPollOptions) {
   EXPECT_EQ(st->rx_invalid_descs, 0u);
   ASSERT_TRUE(dev->add_flow(FlowProto::kUdp, kIpA, 9000));
   const int b = udp_socket(true, kIpB, 40004);
+  // An empty ring: each poll busy-polls the driver once.
+  for (int i = 0; i < 3; ++i) dev->poll_rx([](Bytes) {}, 64);
+  EXPECT_EQ(dev->socket(0).counters().busy_polls, 3u);
   send_udp(b, kIpA, 9000, "busy");
   int n = 0;
+  EXPECT_EQ(dev->socket(0).counters().busy_poll_off, 0u);
   pump(*dev, [&](Bytes f) { n += parse_udp(f).dport == 9000; }, [&] { return n > 0; });
   EXPECT_EQ(n, 1);
+  // veth registers its XDP RX queue without a NAPI id, so the kernel cannot
+  // busy-poll the socket: after the first frame the socket stops calling
+  // recvfrom() on an empty ring and spins on the ring alone.
+  EXPECT_EQ(dev->socket(0).counters().busy_poll_off, 1u);
+  EXPECT_FALSE(dev->socket(0).busy_poll());
+  const uint64_t polls = dev->socket(0).counters().busy_polls;
+  for (int i = 0; i < 100; ++i) dev->poll_rx([](Bytes) {}, 64);
+  EXPECT_EQ(dev->socket(0).counters().busy_polls, polls);
+  // Asking again starts over: busy polls until the next frame shows the same.
+  EXPECT_TRUE(dev->socket(0).set_busy_poll(true));
+  EXPECT_EQ(dev->socket(0).counters().busy_poll_off, 0u);
+  dev->poll_rx([](Bytes) {}, 64);
+  EXPECT_EQ(dev->socket(0).counters().busy_polls, polls + 1);
+  send_udp(b, kIpA, 9000, "busy again");
+  n = 0;
+  pump(*dev, [&](Bytes f) { n += parse_udp(f).dport == 9000; }, [&] { return n > 0; });
+  EXPECT_EQ(dev->socket(0).counters().busy_poll_off, 1u);
   EXPECT_TRUE(dev->socket(0).set_busy_poll(false));
 }
 

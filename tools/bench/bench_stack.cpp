@@ -248,6 +248,58 @@ void BM_TcpBulkTwoStacks(benchmark::State& state) {
 }
 BENCHMARK(BM_TcpBulkTwoStacks)->MinTime(2.0);
 
+// BM_TcpPingPong64: the protocol's share of a request/response round trip.
+// 64 bytes A -> B, B reads them and answers 64 bytes, A reads: two segments,
+// each through one stack's output and the other's input, and four socket
+// calls. Time per round trip, for comparison with the raw AF_XDP floor.
+void BM_TcpPingPong64(benchmark::State& state) {
+  SeededRandom ra(1), rb(2);
+  Wire to_b, to_a;
+  Stack a(config(kMacA, kA), ra, to_b);
+  Stack b(config(kMacB, kB), rb, to_a);
+  (void)a.arp().insert_static(kB, kMacB);
+  (void)b.arp().insert_static(kA, kMacA);
+  Instant now{1000000};
+  TcpSocket* l = b.tcp().open();
+  (void)l->bind({Ipv4Addr::any(), 5001});
+  (void)l->listen(8);
+  TcpSocket* c = a.tcp().open();
+  (void)c->connect(now, {kB, 5001});
+  for (int i = 0; i < 4; ++i) {
+    to_b.drain(b, now);
+    to_a.drain(a, now);
+  }
+  auto acc = l->accept(now);
+  if (!acc) {
+    state.SkipWithError("not accepted");
+    return;
+  }
+  TcpSocket* s = *acc;
+  uint8_t msg[64], buf[64];
+  memset(msg, 0x5a, sizeof msg);
+  uint64_t trips = 0;
+  bool ok = true;
+  auto round = [&] {
+    (void)c->send(now, Bytes(msg, sizeof msg));
+    to_b.drain(b, now);
+    auto r = s->recv(now, MutBytes(buf, sizeof buf));
+    (void)s->send(now, Bytes(buf, sizeof buf));
+    to_a.drain(a, now);
+    auto r2 = c->recv(now, MutBytes(buf, sizeof buf));
+    ok = ok && r && *r == 64 && r2 && *r2 == 64;
+    now += micros(3);
+    ++trips;
+  };
+  for (int i = 0; i < 1000; ++i) round();
+  const uint64_t allocs0 = g_allocations;
+  trips = 0;
+  for (auto _ : state) round();
+  const uint64_t allocs = g_allocations - allocs0;
+  if (!ok) state.SkipWithError("a round trip lost data");
+  state.counters["allocs/trip"] = double(allocs) / double(trips ? trips : 1);
+}
+BENCHMARK(BM_TcpPingPong64)->MinTime(2.0);
+
 }  // namespace
 }  // namespace xs::bench
 
