@@ -251,7 +251,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
   uint8_t* buf = nullptr;
   if (iovcnt == 1) buf = static_cast<uint8_t*>(iov[0].iov_base);
   if (o->udp) {
-    if (flags & MSG_OOB) return fail(EOPNOTSUPP);
+    // udp_recvmsg never looks at MSG_OOB: Linux receives as without it.
     if (iovcnt != 1) {
       tmp.resize(total);
       buf = tmp.data();

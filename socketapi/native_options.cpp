@@ -1,8 +1,32 @@
 #include "socketapi/native_internal.hpp"
 
+#include <net/if.h>
+
 namespace xs::native {
 
 namespace {
+
+// The kernel keeps SO_RCVTIMEO/SO_SNDTIMEO in jiffies (sock_set_timeout
+// rounds the microseconds up to a tick; getsockopt reads the ticks back).
+// The tick is CONFIG_HZ, which no interface reports: a scratch kernel socket
+// set to 1 us reads back exactly one tick. 0 when that cannot be learned
+// (the timeout is then kept to the microsecond).
+int64_t kernel_tick_us() {
+  static const int64_t tick = [] {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return int64_t{0};
+    timeval tv{0, 1};
+    socklen_t len = sizeof tv;
+    int64_t us = 0;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        ::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 && tv.tv_sec == 0 && tv.tv_usec > 0 &&
+        1000000 % tv.tv_usec == 0)
+      us = tv.tv_usec;
+    ::close(fd);
+    return us;
+  }();
+  return tick;
+}
 
 // TCP_DEFER_ACCEPT rounding (Linux secs_to_retrans / retrans_to_secs).
 uint8_t secs_to_retrans(int seconds, int timeout, int rto_max) {
@@ -92,6 +116,16 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
   };
   if (level == SOL_SOCKET) {
     switch (name) {
+      case SO_BINDTODEVICE: {
+        // sock_setbindtodevice: the name is at most IFNAMSIZ-1 bytes; an empty
+        // one (or optlen 0) unbinds, which for a socket never bound is done.
+        // Binding to a device is not implemented: ENOPROTOOPT, not ignored.
+        char dev[IFNAMSIZ] = {};
+        size_t n = std::min<size_t>(len, IFNAMSIZ - 1);
+        if (n > 0 && val == nullptr) return fail(EFAULT);
+        if (n > 0) std::memcpy(dev, val, n);
+        return dev[0] == '\0' ? 0 : fail(ENOPROTOOPT);
+      }
       case SO_LINGER: {
         if (len < sizeof(linger)) return fail(EINVAL);
         if (val == nullptr) return fail(EFAULT);
@@ -113,8 +147,13 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
         std::memcpy(&tv, val, sizeof tv);
         if (tv.tv_usec < 0 || tv.tv_usec >= 1000000) return fail(EDOM);
         Duration d{0};
-        if (tv.tv_sec >= 0) d = Duration{int64_t(tv.tv_sec) * 1000000 + tv.tv_usec};
-        else d = Duration{-1};  // negative: do not wait at all (Linux sets 0 jiffies)
+        if (tv.tv_sec >= 0) {
+          int64_t us = tv.tv_usec;
+          if (int64_t tick = kernel_tick_us(); tick > 0) us = (us + tick - 1) / tick * tick;
+          d = Duration{int64_t(tv.tv_sec) * 1000000 + us};
+        } else {
+          d = Duration{-1};  // negative: do not wait at all (Linux sets 0 jiffies)
+        }
         (name == SO_RCVTIMEO ? o->rcvtimeo : o->sndtimeo) = d;
         return 0;
       }
@@ -210,7 +249,10 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       case TCP_KEEPIDLE:
       case TCP_KEEPINTVL:
       case TCP_KEEPCNT:
-      case TCP_SYNCNT: break;
+      case TCP_SYNCNT:
+      case TCP_LINGER2:
+      case TCP_NOTSENT_LOWAT:
+      case TCP_WINDOW_CLAMP: break;
       default: return fail(ENOPROTOOPT);
     }
     if (int e = get_int()) return fail(e);
@@ -223,7 +265,7 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       case TCP_DEFER_ACCEPT:
         t->options().defer_accept = seconds(retrans_to_secs(secs_to_retrans(iv, 1, 120), 1, 120));
         break;
-      case TCP_QUICKACK: t->set_quickack(iv != 0); break;
+      case TCP_QUICKACK: t->set_quickack(now, iv); break;
       case TCP_USER_TIMEOUT:
         if (iv < 0) return fail(EINVAL);
         t->options().user_timeout = millis(iv);
@@ -241,6 +283,17 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
       case TCP_SYNCNT:
         if (iv < 1 || iv > 127) return fail(EINVAL);
         t->options().syn_count = static_cast<uint32_t>(iv);
+        break;
+      case TCP_LINGER2:
+        // do_tcp_setsockopt: < 0 is -1 (reset at close), above
+        // TCP_FIN_TIMEOUT_MAX (120 s) clamped, 0 back to tcp_fin_timeout.
+        t->options().linger2 = iv < 0 ? -1 : std::min(iv, 120);
+        break;
+      case TCP_NOTSENT_LOWAT:
+        t->set_notsent_lowat(static_cast<uint32_t>(iv));  // a u32: -1 is no limit, read back as -1
+        break;
+      case TCP_WINDOW_CLAMP:
+        if (auto r = t->set_window_clamp(iv); !r) return fail(to_errno(r.error()));
         break;
     }
     e_.after_call_locked();
@@ -337,6 +390,9 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       case SO_OOBINLINE: return put_int(t ? t->options().oobinline : o->oobinline);
       case SO_PRIORITY: return put_int(o->priority);
       case SO_SNDLOWAT: return put_int(1);
+      // sock_getbindtodevice: an unbound socket answers optlen 0 and copies
+      // nothing, whatever the buffer (setsockopt never binds one here).
+      case SO_BINDTODEVICE: return put("", 0);
       case kSoTimestampOld:
       case kSoTimestampNsOld:
       case kSoTimestampNew:
@@ -378,6 +434,10 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
             static_cast<int>((op.keep_interval.us ? op.keep_interval : cfg.keepalive_interval).us / 1000000));
       case TCP_KEEPCNT: return put_int(static_cast<int>(op.keep_count ? op.keep_count : cfg.keepalive_probes));
       case TCP_SYNCNT: return put_int(static_cast<int>(op.syn_count ? op.syn_count : cfg.syn_retries));
+      case TCP_LINGER2:  // tp->linger2 ?: tcp_fin_timeout, in seconds; -1 as is
+        return put_int(op.linger2 ? op.linger2 : static_cast<int>(cfg.fin_wait2_timeout.us / 1000000));
+      case TCP_NOTSENT_LOWAT: return put_int(static_cast<int>(op.notsent_lowat));
+      case TCP_WINDOW_CLAMP: return put_int(static_cast<int>(t->window_clamp()));
       case TCP_FASTOPEN: return put_int(0);  // no TCP Fast Open (setting it: ENOPROTOOPT)
       case TCP_CONGESTION: {
         char nm[16] = {};
@@ -388,7 +448,9 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       case TCP_INFO: {
         TcpInfo i = t->info(Engine::clock_now());
         LinuxTcpInfo ti{};
-        ti.tcpi_state = i.state;
+        // Linux moves a connection entering TIME_WAIT to a separate
+        // time-wait sock: the application's socket itself reads CLOSE (7).
+        ti.tcpi_state = t->state() == TcpState::TimeWait ? uint8_t{7} : i.state;
         ti.tcpi_ca_state = i.ca_state;
         ti.tcpi_retransmits = i.retransmits;
         ti.tcpi_probes = i.probes;

@@ -65,6 +65,17 @@ bool env_triple(const char* name, uint32_t* mn, uint32_t* def, uint32_t* mx) {
 
 bool is_pow2(uint32_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+// A numeric sysctl of this host (its network namespace), or nothing.
+std::optional<uint32_t> read_sysctl(const char* path) {
+  FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return std::nullopt;
+  unsigned long v = 0;
+  const bool ok = std::fscanf(f, "%lu", &v) == 1 && v <= 0x7fffffffu;
+  std::fclose(f);
+  if (!ok) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
 // The tuning variables, read whether the stack starts from xs_init or from
 // the environment.
 bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
@@ -86,6 +97,10 @@ bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
   if (!env_u32("XSTACK_TX_DEFER_USECS", 0, 10000, &defer)) return false;
   ec->tx_defer = micros(defer);
   TcpConfig& t = ec->tcp;
+  // SO_RCVBUF/SO_SNDBUF are capped by the host's net.core.[rw]mem_max, as a
+  // kernel socket in the same namespace would be (sock_setsockopt).
+  if (auto v = read_sysctl("/proc/sys/net/core/rmem_max")) t.core_rmem_max = *v;
+  if (auto v = read_sysctl("/proc/sys/net/core/wmem_max")) t.core_wmem_max = *v;
   if (!env_triple("XSTACK_TCP_RMEM", &t.rmem_min, &t.rmem_default, &t.rmem_max)) return false;
   if (!env_triple("XSTACK_TCP_WMEM", &t.wmem_min, &t.wmem_default, &t.wmem_max)) return false;
   uint32_t frames = 0;
@@ -95,6 +110,12 @@ bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
     if (std::strcmp(cc, "cubic") == 0) t.default_cubic = true;
     else if (std::strcmp(cc, "reno") == 0) t.default_cubic = false;
     else return false;
+  } else if (FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_congestion_control", "re")) {
+    // New sockets take the host's default, as kernel sockets do, when it is
+    // one xstack has; otherwise (bbr, ...) CUBIC, Linux's built-in default.
+    char name[32] = {};
+    if (std::fscanf(f, "%31s", name) == 1 && std::strcmp(name, "reno") == 0) t.default_cubic = false;
+    std::fclose(f);
   }
   return true;
 }
@@ -620,6 +641,7 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
     // Interrupted: the handshake goes on; a later connect reports EALREADY (Linux).
     if (ws == WaitStatus::Interrupted) return fail(EINTR);
     if (ws != WaitStatus::Ready) return fail(err);
+    if (o->tcp->state() == TcpState::Closed) o->tcp->forget_connect_source();
   }
   if (o->tcp->state() == TcpState::Closed) {
     o->ss = Obj::Ss::Unconnected;
@@ -681,13 +703,17 @@ int Runtime::getpeername(int fd, sockaddr* addr, socklen_t* len) {
   XS_SOCK_OR_FAIL(o, fd);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   Endpoint ep;
+  // inet_getname: no peer port, or a socket in CLOSE or SYN_SENT, is not
+  // connected. Linux hands a connection entering TIME_WAIT to a separate
+  // time-wait sock and leaves the application's socket in CLOSE.
   if (o->tcp) {
     TcpState st = o->tcp->state();
-    if (o->tcp->remote().port == 0 || st == TcpState::Closed || st == TcpState::SynSent || st == TcpState::Listen)
+    if (o->tcp->remote().port == 0 || st == TcpState::Closed || st == TcpState::SynSent || st == TcpState::Listen ||
+        st == TcpState::TimeWait)
       return fail(ENOTCONN);
     ep = o->tcp->remote();
   } else {
-    if (!o->udp->remote()) return fail(ENOTCONN);
+    if (!o->udp->remote() || o->udp->remote()->port == 0) return fail(ENOTCONN);
     ep = *o->udp->remote();
   }
   if (int e = put_addr(ep, addr, len)) return fail(e);

@@ -42,7 +42,11 @@ void TcpSocket::on_passive_syn(Instant now, const TcpRepr& syn, std::optional<Se
   ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote_.addr) : 0;
   snd_una_ = snd_nxt_ = iss_;
   snd_buf_seq_ = iss_ + 1;
-  rcv_wscale_ = c.window_scaling ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  // tcp_select_initial_window: the scale covers the largest buffer, within
+  // TCP_WINDOW_CLAMP (inherited from the listener).
+  uint32_t ws_space = std::max(c.rmem_max, rcvbuf_);
+  if (opt_.window_clamp) ws_space = std::min(ws_space, opt_.window_clamp);
+  rcv_wscale_ = c.window_scaling ? wscale_for(ws_space) : 0;
   take_peer_options(syn);
   snd_wnd_ = syn.window;  // RFC 7323 2.2: the window in a SYN is never scaled
   max_snd_wnd_ = snd_wnd_;
@@ -75,7 +79,9 @@ void TcpSocket::on_cookie_ack(Instant now, const TcpRepr& ack, uint16_t mss,
   }
   ws_ok_ = tso && tso->wscale.has_value();
   snd_wscale_ = ws_ok_ ? std::min<uint8_t>(*tso->wscale, kMaxWindowScale) : 0;
-  rcv_wscale_ = ws_ok_ ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  uint32_t ws_space = std::max(c.rmem_max, rcvbuf_);
+  if (opt_.window_clamp) ws_space = std::min(ws_space, opt_.window_clamp);
+  rcv_wscale_ = ws_ok_ ? wscale_for(ws_space) : 0;
   sack_ok_ = tso && tso->sack && c.sack;
   snd_wnd_ = uint32_t(ack.window) << snd_wscale_;
   max_snd_wnd_ = snd_wnd_;
@@ -443,7 +449,16 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
       if (fin_acked()) {
         set_state(TcpState::FinWait2);
         rtx_deadline_ = kNever;
-        if (orphaned()) state_deadline_ = now + layer_.cfg().fin_wait2_timeout;
+        if (orphaned()) {
+          // tcp_rcv_state_process: an orphan with TCP_LINGER2 < 0 is reset
+          // as soon as it reaches FIN_WAIT_2; others wait tcp_fin_time().
+          if (opt_.linger2 < 0) {
+            layer_.counters().tcp_abort_on_data++;
+            abort_with_rst(now, SockError::ConnectionReset);
+            return;
+          }
+          state_deadline_ = now + fin_wait2_timeout();
+        }
       }
       break;
     case TcpState::Closing:
@@ -475,9 +490,12 @@ void TcpSocket::on_segment_synchronized(Instant now, const TcpRepr& seg) {
       case TcpState::Established:
       case TcpState::FinWait1:
       case TcpState::FinWait2:
-        // Linux tcp_rcv_state_process: new data for a socket the user closed
-        // can never be read: reset (TCPAbortOnData).
-        if (orphaned() && (shutdown_ & kRcvShutdown) && seg.seq + static_cast<uint32_t>(seg.payload.size()) > rcv_nxt_) {
+        // Linux tcp_rcv_state_process (RFC 1122 4.2.2.13): in FIN-WAIT-1/2,
+        // new data for a socket whose receive side is shut down (close(), or
+        // shutdown(SHUT_RD) with the FIN sent) can never be read: reset
+        // (TCPAbortOnData), whether or not the application still holds it.
+        if ((state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) && (shutdown_ & kRcvShutdown) &&
+            seg.seq + static_cast<uint32_t>(seg.payload.size()) > rcv_nxt_) {
           layer_.counters().tcp_abort_on_data++;
           abort_with_rst(now, SockError::ConnectionReset);
           return;

@@ -188,11 +188,11 @@ bool TcpLayerImpl::port_in_use_for(Ipv4Addr local, uint16_t port, Endpoint remot
 
 Status<SockError> TcpLayerImpl::bind_for_connect(TcpSocket* s, Endpoint remote) {
   Ipv4Addr local = s->local_.addr;
-  if (local.is_unspecified()) {
-    auto src = ip_.source_for(remote.addr);
-    if (!src) return unexpected(SockError::NetUnreachable);
-    local = *src;
-  }
+  // ip_route_connect: the route is looked up whether or not bind() chose the
+  // source address; without one the connect fails at once (ENETUNREACH).
+  auto src = ip_.source_for(remote.addr);
+  if (!src) return unexpected(SockError::NetUnreachable);
+  if (local.is_unspecified()) local = *src;
   if (s->bound_) {
     if (find_connection({Endpoint{local, s->local_.port}, remote}))
       return unexpected(SockError::AddressNotAvailable);

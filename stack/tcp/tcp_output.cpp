@@ -7,10 +7,16 @@
 
 namespace xs {
 
+uint32_t TcpSocket::full_space() const {
+  // Linux __tcp_select_window: full_space = min(window_clamp, tcp_full_space).
+  return opt_.window_clamp ? std::min(opt_.window_clamp, rcvbuf_) : rcvbuf_;
+}
+
 uint32_t TcpSocket::receive_space() const {
   // Lent bytes (zero-copy receive) count as queued: the window reopens only
-  // when they are released.
-  uint32_t space = rcvbuf_ > rcv_q_.size() ? rcvbuf_ - static_cast<uint32_t>(rcv_q_.size()) : 0;
+  // when they are released. TCP_WINDOW_CLAMP bounds the whole window.
+  const uint32_t full = full_space();
+  uint32_t space = full > rcv_q_.size() ? full - static_cast<uint32_t>(rcv_q_.size()) : 0;
   // While bytes are lent the ring cannot grow: never offer more than it holds.
   if (rcv_lent_ > rcv_q_.frame_bytes()) space = std::min<uint32_t>(space, static_cast<uint32_t>(rcv_q_.ring().free_space()));
   return space;
@@ -31,7 +37,9 @@ uint16_t TcpSocket::window_to_advertise() {
   uint32_t wnd = cur;
   // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): move the right edge only by a
   // useful amount; RFC 7323 2.4: never move it back.
-  if (space > cur && space - cur >= std::min<uint32_t>(std::max<uint32_t>(rcvbuf_ / 2, 1), rcv_mss_)) wnd = space;
+  // The step is at most half the (clamped) full window, or a small clamp
+  // would never open (Linux __tcp_select_window caps mss at full_space).
+  if (space > cur && space - cur >= std::min<uint32_t>(std::max<uint32_t>(full_space() / 2, 1), rcv_mss_)) wnd = space;
   const uint32_t max_wnd = 65535u << rcv_wscale_;
   wnd = std::min(wnd, max_wnd);
   // Round up to the scale unit so the shift never shrinks the window (Linux does the same).
@@ -100,6 +108,10 @@ void TcpSocket::send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_
     stats_.data_segs_out++;
     stats_.bytes_sent += len;
     last_data_sent_ = now;
+    // Linux tcp_event_data_sent: data sent within the ACK timeout (ATO, at
+    // least TCP_ATO_MIN = delack_min) of receiving data is a reply: enter
+    // ping-pong mode (tcp_pingpong_thresh defaults to 1).
+    if (stats_.data_segs_in > 0 && now - last_data_rcv_ < layer_.cfg().delack_min) pingpong_ = true;
     if (retransmission) {
       stats_.bytes_retrans += len;
       stats_.total_retrans++;
@@ -165,8 +177,10 @@ void TcpSocket::schedule_ack(Instant now, bool immediately) {
   ack_pending_ = true;
   // Linux __tcp_ack_snd_check: ACK at once in quick-ACK mode or when more than
   // one full segment is unacknowledged; otherwise delay (at most delack_min).
-  if (immediately || quickacks_ > 0 || rcv_unacked_bytes_ > rcv_mss_) {
-    if (quickacks_ > 0 && !immediately) quickacks_--;
+  // Quick-ACK mode does not apply in ping-pong mode (tcp_in_quickack_mode).
+  const bool quick = quickacks_ > 0 && !pingpong_;
+  if (immediately || quick || rcv_unacked_bytes_ > rcv_mss_) {
+    if (quick && !immediately) quickacks_--;
     ack_now_ = true;
     return;
   }

@@ -37,6 +37,10 @@ void TcpSocket::inherit_from(const TcpSocket& l) {
 
 void TcpSocket::set_state(TcpState s) {
   if (s == state_) return;
+  // Linux forgets ping-pong mode (TCP_QUICKACK 0) on listen()
+  // (inet_csk_listen_start -> inet_csk_delack_init) and on the SYN-ACK
+  // (tcp_rcv_synsent_state_process -> tcp_enter_quickack_mode).
+  if (s == TcpState::Listen || (state_ == TcpState::SynSent && s == TcpState::Established)) pingpong_ = false;
   if (state_ == TcpState::Established || state_ == TcpState::CloseWait) {
     if (s == TcpState::Closed) layer_.counters().tcp_estab_resets++;
   }
@@ -91,7 +95,13 @@ bool TcpSocket::ensure_rcv_capacity(size_t bytes) {
 
 Status<SockError> TcpSocket::bind(Endpoint local) {
   if (state_ != TcpState::Closed || bound_) return unexpected(SockError::InvalidArgument);
-  return layer_.bind(this, local);
+  auto r = layer_.bind(this, local);
+  if (r && !local.addr.is_unspecified()) addr_explicit_ = true;
+  return r;
+}
+
+void TcpSocket::forget_connect_source() {
+  if (state_ == TcpState::Closed && !addr_explicit_) local_.addr = Ipv4Addr::any();
 }
 
 Status<SockError> TcpSocket::listen(int backlog) {
@@ -135,7 +145,11 @@ Status<SockError> TcpSocket::connect(Instant now, Endpoint remote) {
   ts_offset_ = c.timestamps ? layer_.isn().ts_offset(local_.addr, remote.addr) : 0;
   snd_una_ = snd_nxt_ = iss_;
   snd_buf_seq_ = iss_ + 1;
-  rcv_wscale_ = c.window_scaling ? wscale_for(std::max(c.rmem_max, rcvbuf_)) : 0;
+  // Linux tcp_select_initial_window: the scale covers the larger of
+  // tcp_rmem[2] and the buffer, but no more than TCP_WINDOW_CLAMP.
+  uint32_t ws_space = std::max(c.rmem_max, rcvbuf_);
+  if (opt_.window_clamp) ws_space = std::min(ws_space, opt_.window_clamp);
+  rcv_wscale_ = c.window_scaling ? wscale_for(ws_space) : 0;
   peer_mss_ = 536;
   compute_mss(layer_.ip().path_mtu(remote.addr));
   layer_.insert_connection(this);
@@ -197,6 +211,14 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more, 
   size_t room = snd_buf_.size() < sndbuf_ ? sndbuf_ - snd_buf_.size() : 0;
   if (room == 0) return unexpected(SockError::WouldBlock);
   size_t want = std::min(room, data.size());
+  // TCP_NOTSENT_LOWAT (Linux sk_stream_memory_free via tcp_stream_memory_free):
+  // queue more only while fewer unsent bytes than the mark wait; Linux then
+  // fills one more skb, taken here as at most one segment past the mark.
+  if (const uint32_t lowat = notsent_lowat(); lowat != UINT32_MAX) {
+    const size_t unsent = bytes_unsent();
+    if (unsent >= lowat) return unexpected(SockError::WouldBlock);
+    want = std::min<size_t>(want, lowat - unsent + snd_mss_);
+  }
   if (snd_buf_.free_space() < want) {
     // Physical capacity doubles (amortised); sndbuf_ bounds what is queued.
     snd_buf_.reserve(std::max(snd_buf_.size() + want, std::max<size_t>(snd_buf_.capacity() * 2, 16384)));
@@ -290,7 +312,7 @@ void TcpSocket::after_rcv_consume(Instant now, size_t n) {
   if (state_ == TcpState::Established || state_ == TcpState::FinWait1 || state_ == TcpState::FinWait2) {
     uint32_t adv = rcv_adv_ > rcv_nxt_ ? static_cast<uint32_t>(rcv_adv_ - rcv_nxt_) : 0;
     uint32_t space = std::min<uint32_t>(receive_space(), 65535u << rcv_wscale_);
-    if (space > adv && space - adv >= std::min<uint32_t>(rcvbuf_ / 2, 2 * rcv_mss_)) {
+    if (space > adv && space - adv >= std::min<uint32_t>(full_space() / 2, 2 * rcv_mss_)) {
       send_ack(now);
     }
   }
@@ -406,6 +428,9 @@ Status<SockError> TcpSocket::shutdown(Instant now, bool rd, bool wr) {
         }
       } else {
         layer_.remove_connection(this);
+        // tcp_disconnect: an abandoned connect reports ECONNRESET (SO_ERROR,
+        // POLLERR), as the connect's own failure would.
+        error_ = SockError::ConnectionReset;
       }
       set_state(TcpState::Closed);
       rtx_deadline_ = kNever;
@@ -468,7 +493,17 @@ void TcpSocket::close(Instant now) {
     set_state(state_ == TcpState::CloseWait ? TcpState::LastAck : TcpState::FinWait1);
     transmit(now);
   }
-  if (state_ == TcpState::FinWait2) state_deadline_ = now + layer_.cfg().fin_wait2_timeout;
+  if (state_ == TcpState::FinWait2) {
+    // Linux tcp_close: with TCP_LINGER2 < 0 an orphan in FIN_WAIT_2 is reset
+    // at once; otherwise it waits tcp_fin_time() for the peer's FIN.
+    if (opt_.linger2 < 0) {
+      layer_.counters().tcp_abort_on_linger++;
+      abort_with_rst(now, SockError::ConnectionReset);
+      layer_.defer_destroy(this);
+      return;
+    }
+    state_deadline_ = now + fin_wait2_timeout();
+  }
   if (state_ == TcpState::Closed) layer_.defer_destroy(this);
   layer_.reschedule(this);
 }
@@ -541,6 +576,17 @@ void TcpSocket::set_quickack(bool on) {
   pingpong_ = !on;
 }
 
+void TcpSocket::set_quickack(Instant now, int val) {
+  set_quickack(val != 0);
+  // Linux __tcp_sock_set_quickack: a nonzero value also sends an ACK being
+  // delayed now (ICSK_ACK_PUSHED + tcp_cleanup_rbuf); an even one then
+  // returns to ping-pong mode.
+  if (val != 0 && ack_pending_ && (state_ == TcpState::Established || state_ == TcpState::CloseWait)) {
+    send_ack(now);
+    if (!(val & 1)) pingpong_ = true;
+  }
+}
+
 void TcpSocket::set_rcvbuf(uint32_t bytes) {
   // Linux sock_setsockopt SO_RCVBUF: min(val, rmem_max) * 2, at least SOCK_MIN_RCVBUF.
   uint32_t v = std::min(bytes, layer_.cfg().core_rmem_max);
@@ -552,6 +598,22 @@ void TcpSocket::set_sndbuf(uint32_t bytes) {
   uint32_t v = std::min(bytes, layer_.cfg().core_wmem_max);
   sndbuf_ = std::max<uint32_t>(v * 2, 4608);
   sndbuf_locked_ = true;
+}
+
+Status<SockError> TcpSocket::set_window_clamp(int bytes) {
+  if (bytes == 0) {
+    if (state_ != TcpState::Closed) return unexpected(SockError::InvalidArgument);
+    opt_.window_clamp = 0;
+    return {};
+  }
+  // Linux sends no window update here: the next ACK carries the new window.
+  opt_.window_clamp = static_cast<uint32_t>(std::max(bytes, 2304 / 2));  // SOCK_MIN_RCVBUF / 2
+  return {};
+}
+
+uint32_t TcpSocket::window_clamp() const {
+  if (opt_.window_clamp || state_ == TcpState::Closed || state_ == TcpState::Listen) return opt_.window_clamp;
+  return std::min(full_space(), 65535u << rcv_wscale_);
 }
 
 Status<SockError> TcpSocket::set_maxseg(uint32_t mss) {
@@ -589,10 +651,13 @@ uint32_t TcpSocket::readiness() const {
     const size_t target = std::max<uint32_t>(opt_.rcvlowat, 1) + (at_urgent_mark() && !opt_.oobinline ? 1 : 0);
     if (bytes_readable() >= target) mask |= ev::kIn | ev::kRdNorm;
     if (!(shutdown_ & kSendShutdown)) {
-      // sk_stream_is_writeable: free space at least half of what is queued.
+      // __sk_stream_is_writeable(sk, 1): free space at least half of what is
+      // queued, and (tcp_stream_memory_free with wake = 1) twice the unsent
+      // bytes below TCP_NOTSENT_LOWAT.
       size_t queued = snd_buf_.size();
       size_t free_space = sndbuf_ > queued ? sndbuf_ - queued : 0;
-      if (free_space >= queued / 2 && free_space > 0) mask |= ev::kOut | ev::kWrNorm;
+      const bool notsent_ok = (uint64_t{bytes_unsent()} << 1) < notsent_lowat();
+      if (free_space >= queued / 2 && free_space > 0 && notsent_ok) mask |= ev::kOut | ev::kWrNorm;
     } else {
       mask |= ev::kOut | ev::kWrNorm;
     }

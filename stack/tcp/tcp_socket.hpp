@@ -62,6 +62,15 @@ struct TcpSocketOptions {
   uint32_t syn_count = 0;     // TCP_SYNCNT (0: stack default)
   bool oobinline = false;     // SO_OOBINLINE: urgent bytes stay in the stream
   bool zc_frames = false;     // XS_ZC_RX_FRAMES: keep payloads in their frames
+  // TCP_LINGER2 (Linux tp->linger2): orphaned FIN_WAIT_2 lifetime in seconds;
+  // 0: the stack's fin_wait2_timeout; < 0: reset at once (tcp_close).
+  int linger2 = 0;
+  // TCP_NOTSENT_LOWAT (Linux tp->notsent_lowat): writable only while fewer
+  // unsent bytes are queued (0: the stack default, no limit).
+  uint32_t notsent_lowat = 0;
+  // TCP_WINDOW_CLAMP (Linux tp->window_clamp set by the user): the receive
+  // window advertised never exceeds it (0: no clamp but the buffer).
+  uint32_t window_clamp = 0;
 };
 
 class TcpSocket {
@@ -143,7 +152,27 @@ class TcpSocket {
   void set_cork(Instant now, bool on);
   void set_keepalive(Instant now, bool on);
   void set_quickack(bool on);
-  bool quickack() const { return quickacks_ > 0; }
+  // setsockopt(TCP_QUICKACK, val) as Linux: also flushes a delayed ACK.
+  void set_quickack(Instant now, int val);
+  // TCP_NOTSENT_LOWAT: 0 restores the default (net.ipv4.tcp_notsent_lowat,
+  // UINT_MAX: no limit). Writers waiting may wake (Linux sk_write_space).
+  void set_notsent_lowat(uint32_t bytes) {
+    opt_.notsent_lowat = bytes;
+    notify();
+  }
+  uint32_t notsent_lowat() const { return opt_.notsent_lowat ? opt_.notsent_lowat : UINT32_MAX; }
+  // TCP_WINDOW_CLAMP (Linux tcp_set_window_clamp): 0 is allowed only on a
+  // closed socket (InvalidArgument otherwise); other values are raised to
+  // SOCK_MIN_RCVBUF / 2. A smaller clamp never shrinks a window already
+  // advertised (RFC 7323 2.4).
+  Status<SockError> set_window_clamp(int bytes);
+  // getsockopt(TCP_WINDOW_CLAMP): the clamp set; once connected without one,
+  // the largest window the buffer lets us advertise (Linux: tcp_full_space).
+  uint32_t window_clamp() const;
+  // TCP_QUICKACK as getsockopt reports it (Linux: !inet_csk_in_pingpong_mode):
+  // 0 once the socket is in delayed-ACK "ping-pong" mode, entered by
+  // set_quickack(false) or by sending data soon after receiving some.
+  bool quickack() const { return !pingpong_; }
   // SO_RCVBUF / SO_SNDBUF: stores twice the value (Linux doubling), clamped.
   void set_rcvbuf(uint32_t bytes);
   void set_sndbuf(uint32_t bytes);
@@ -164,6 +193,10 @@ class TcpSocket {
   // SO_ERROR: returns and clears the pending error.
   std::optional<SockError> take_error();
   std::optional<SockError> pending_error() const { return error_; }
+  // A blocking connect() that failed (tcp_disconnect from
+  // __inet_stream_connect): the source address the connect picked is
+  // forgotten (getsockname then reads 0.0.0.0) unless bind() named it.
+  void forget_connect_source();
   size_t bytes_readable() const { return rcv_q_.size() - rcv_lent_; }  // FIONREAD (lent bytes are read)
   size_t bytes_unacked_or_unsent() const { return snd_buf_.size(); }  // SIOCOUTQ
   size_t bytes_unsent() const;                                       // SIOCOUTQNSD
@@ -261,6 +294,7 @@ class TcpSocket {
   uint16_t window_to_advertise();
   uint32_t current_mss() const;
   uint32_t receive_space() const;
+  uint32_t full_space() const;  // the largest window we would offer (Linux tcp_full_space, clamped)
   void build_options(TcpOptions& o, uint8_t flags, Instant now);
   uint32_t ts_now(Instant now) const { return uint32_t(now.us / 1000) + ts_offset_; }
   void schedule_ack(Instant now, bool immediately);
@@ -273,6 +307,7 @@ class TcpSocket {
   void on_keepalive_timer(Instant now);
   void arm_keepalive(Instant now);
   Duration keepalive_idle() const;
+  Duration fin_wait2_timeout() const;
   Duration keepalive_interval() const;
   uint32_t keepalive_count() const;
 
@@ -310,6 +345,7 @@ class TcpSocket {
   bool bound_ = false;
   size_t bind_index_ = 0;  // position in the layer's chain for local_.port (while bound_)
   bool bind_explicit_ = false;
+  bool addr_explicit_ = false;  // bind() named the local address (Linux SOCK_BINDADDR_LOCK)
   bool user_closed_ = false;
   bool fin_received_ = false;   // Linux SOCK_DONE: reads return 0 from now on
   bool connect_pending_ = false;
@@ -431,6 +467,8 @@ class TcpSocket {
   bool ack_now_ = false;  // send the pending ACK before the entry point returns
   uint32_t rcv_unacked_bytes_ = 0;
   uint32_t quickacks_ = 0;
+  // Linux icsk_ack.pingpong (tcp_pingpong_thresh = 1): interactive traffic,
+  // so ACKs wait to ride on replies; quick ACKs are suppressed meanwhile.
   bool pingpong_ = false;
 
   // Listener and its queues (Linux: SYN queue = request socks, accept queue).

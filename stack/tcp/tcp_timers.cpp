@@ -19,6 +19,15 @@ uint32_t TcpSocket::keepalive_count() const {
   return opt_.keep_count > 0 ? opt_.keep_count : layer_.cfg().keepalive_probes;
 }
 
+Duration TcpSocket::fin_wait2_timeout() const {
+  // Linux tcp_fin_time: TCP_LINGER2 or tcp_fin_timeout, but at least 3.5 RTO
+  // so the peer can still retransmit its FIN.
+  Duration t = opt_.linger2 > 0 ? seconds(opt_.linger2) : layer_.cfg().fin_wait2_timeout;
+  const Duration rto = rtt_.rto();
+  const Duration floor{rto.us * 4 - rto.us / 2};
+  return t.us < floor.us ? floor : t;
+}
+
 void TcpSocket::arm_keepalive(Instant now) {
   if (!opt_.keepalive) return;
   if (state_ == TcpState::Closed || state_ == TcpState::Listen || state_ == TcpState::SynSent) return;
@@ -57,6 +66,9 @@ void TcpSocket::on_timers(Instant now) {
   if (delack_deadline_ <= now) {
     delack_deadline_ = kNever;
     if (ack_pending_) {
+      // Linux tcp_delack_timer_handler: a delayed ACK that no reply carried
+      // ends ping-pong mode.
+      pingpong_ = false;
       layer_.counters().tcp_delayed_acks++;
       send_ack(now);
     }

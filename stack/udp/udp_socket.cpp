@@ -114,6 +114,15 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
 
   auto route_src = ip.source_for(to.addr);
   if (!route_src) return unexpected(SockError::NetUnreachable);
+  // ip_route_output_key_hash: limited broadcast and multicast leave through
+  // the device of a given source address (bind(), IP_PKTINFO); without one
+  // they need a route like any other destination (fib_lookup: here only the
+  // default gateway covers them), else ENETUNREACH before the EACCES check.
+  if (to.addr.is_broadcast() || to.addr.is_multicast()) {
+    const bool named_src = (!local_.addr.is_unspecified() && ip.is_local(local_.addr)) ||
+                           (ov != nullptr && ov->src && !ov->src->is_unspecified());
+    if (!named_src && !ip.next_hop(to.addr)) return unexpected(SockError::NetUnreachable);
+  }
   if (ip.is_broadcast(to.addr) && !broadcast_) return unexpected(SockError::AccessDenied);
   Ipv4Addr src = local_.addr.is_unspecified() || ip.is_broadcast(local_.addr) || local_.addr.is_multicast()
                      ? *route_src

@@ -128,8 +128,8 @@ Expected<TcpRepr, WireError> parse_tcp(Bytes segment, Ipv4Addr src, Ipv4Addr dst
   TcpRepr r;
   r.src_port = load_be16(p + kSrcPortOff);
   r.dst_port = load_be16(p + kDstPortOff);
-  // Port 0 is reserved; Linux drops such segments too.
-  if (r.src_port == 0 || r.dst_port == 0) return unexpected(WireError::Malformed);
+  // Port 0 parses like any other: Linux answers a SYN to port 0 with an RST
+  // from port 0, and a connect() to port 0 must take that RST (ECONNREFUSED).
   r.seq = Seq(load_be32(p + kSeqOff));
   r.ack = Seq(load_be32(p + kAckOff));
   r.flags = p[kFlagsOff];

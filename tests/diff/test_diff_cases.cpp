@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -177,6 +178,24 @@ TEST_F(DiffTest, LingerZeroCloseSendsRst) {
     r.peer_recv(pfd);
     r.close(fd);
     r.peer_recv(pfd);
+    r.peer_close(pfd);
+    r.peer_close(lfd);
+  });
+}
+
+// tcp_close: TCP_LINGER2 < 0 resets a connection closed in FIN_WAIT_2 (our
+// FIN acknowledged, the peer's not yet sent): the peer's next send fails.
+TEST_F(DiffTest, Linger2NegativeResetsInFinWait2) {
+  run_diff("Linger2NegativeResetsInFinWait2", [](Session& r) {
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20178, &lfd, &pfd);
+    r.setsockopt_int(fd, IPPROTO_TCP, TCP_LINGER2, -1, "TCP_LINGER2");
+    r.rec("shutdown(SHUT_WR)", r.ops.shutdown(fd, SHUT_WR));
+    r.peer_recv(pfd);  // EOF: our FIN arrived (and is acknowledged)
+    r.sleep_ms(100);
+    r.close(fd);
+    r.sleep_ms(100);
+    r.peer_send_flags(pfd, "x", MSG_NOSIGNAL, "peer.send after the RST");  // ECONNRESET
     r.peer_close(pfd);
     r.peer_close(lfd);
   });
@@ -970,6 +989,82 @@ TEST_F(DiffTest, IpOptionsAndRcvlowat) {
     r.peer_recv(pfd);
     r.peer_close(pfd);
     r.peer_close(lfd);
+  });
+}
+
+// Linux 6.x option values: SO_BINDTODEVICE unbound (optlen 0), TCP_LINGER2
+// (-1 / clamp to 120 / sysctl 60), TCP_WINDOW_CLAMP (0 fresh, raised to
+// SOCK_MIN_RCVBUF/2, 0 refused once not closed), TCP_NOTSENT_LOWAT (a u32),
+// TCP_QUICKACK (!pingpong, entered by a prompt reply).
+TEST_F(DiffTest, LingerClampLowatQuickackBindtodevice) {
+  run_diff("LingerClampLowatQuickackBindtodevice", [](Session& r) {
+    auto bindtodevice = [&r](int fd, const char* what) {
+      char dev[16];
+      std::memset(dev, 'x', sizeof dev);
+      socklen_t len = sizeof dev;
+      r.rec(what, r.ops.getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &len));
+      r.rec("SO_BINDTODEVICE optlen", static_cast<long>(len));
+    };
+    const int s = r.tcp_socket();
+    bindtodevice(s, "getsockopt(SO_BINDTODEVICE) fresh");
+    r.rec("setsockopt(SO_BINDTODEVICE \"\")", r.ops.setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, "", 0));
+    bindtodevice(s, "getsockopt(SO_BINDTODEVICE) after unbind");
+    r.getsockopt_int(s, IPPROTO_TCP, TCP_LINGER2, "TCP_LINGER2 fresh");
+    for (int v : {-5, 1000, 30, 0}) {
+      r.setsockopt_int(s, IPPROTO_TCP, TCP_LINGER2, v, "TCP_LINGER2 set");
+      r.getsockopt_int(s, IPPROTO_TCP, TCP_LINGER2, "TCP_LINGER2");
+    }
+    r.getsockopt_int(s, IPPROTO_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP fresh");
+    for (int v : {0, -1, 100, 5000}) {
+      r.setsockopt_int(s, IPPROTO_TCP, TCP_WINDOW_CLAMP, v, "TCP_WINDOW_CLAMP set");
+      r.getsockopt_int(s, IPPROTO_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP");
+    }
+    r.getsockopt_int(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT fresh");
+    for (int v : {-1, 100, 0}) {
+      r.setsockopt_int(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, v, "TCP_NOTSENT_LOWAT set");
+      r.getsockopt_int(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT");
+    }
+    r.getsockopt_int(s, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK fresh");
+    for (int v : {0, 1, 0, 2}) {
+      r.setsockopt_int(s, IPPROTO_TCP, TCP_QUICKACK, v, "TCP_QUICKACK set");
+      r.getsockopt_int(s, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK");
+    }
+    r.close(s);
+    int lfd, pfd;
+    const int fd = connected_pair(r, 20176, &lfd, &pfd);
+    bindtodevice(fd, "getsockopt(SO_BINDTODEVICE) connected");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_LINGER2, "TCP_LINGER2 connected");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT connected");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK connected");
+    r.setsockopt_int(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, 0, "TCP_WINDOW_CLAMP 0 connected");
+    r.setsockopt_int(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, 5000, "TCP_WINDOW_CLAMP 5000 connected");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, "TCP_WINDOW_CLAMP connected");
+    // A reply sent at once after data arrived enters ping-pong mode.
+    r.peer_send(pfd, "q");
+    r.poll1(fd, POLLIN, kWait);
+    r.recv_str(fd, 100, MSG_DONTWAIT);
+    r.send_str(fd, "r");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK after a prompt reply");
+    r.peer_recv(pfd);
+    r.setsockopt_int(fd, IPPROTO_TCP, TCP_QUICKACK, 1, "TCP_QUICKACK 1");
+    r.getsockopt_int(fd, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK after set 1");
+    r.close(fd);
+    r.peer_close(pfd);
+    // TCP_QUICKACK 0 is forgotten once an active open completes, and on listen().
+    const int q = r.tcp_socket();
+    r.setsockopt_int(q, IPPROTO_TCP, TCP_QUICKACK, 0, "TCP_QUICKACK 0 before connect");
+    r.connect_to_peer(q, 20176);
+    const int qp = r.peer_accept(lfd);
+    r.getsockopt_int(q, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK after connect");
+    r.close(q);
+    r.peer_close(qp);
+    r.peer_close(lfd);
+    const int ls = r.tcp_socket();
+    r.setsockopt_int(ls, IPPROTO_TCP, TCP_QUICKACK, 0, "TCP_QUICKACK 0 before listen");
+    r.bind_local(ls, 20177);
+    r.rec("listen", r.ops.listen(ls, 4));
+    r.getsockopt_int(ls, IPPROTO_TCP, TCP_QUICKACK, "TCP_QUICKACK listening");
+    r.close(ls);
   });
 }
 

@@ -62,10 +62,14 @@ class CaptureIp final : public IpOutput {
   MutBytes begin(Instant now, const IpTxParams& p, size_t l4_len) override;
   void commit() override;
   uint16_t path_mtu(Ipv4Addr) const override { return mtu; }
-  std::optional<Ipv4Addr> source_for(Ipv4Addr) const override { return kLocalIp; }
+  std::optional<Ipv4Addr> source_for(Ipv4Addr a) const override {
+    if (no_route && a == *no_route) return std::nullopt;
+    return kLocalIp;
+  }
   bool is_local(Ipv4Addr a) const override { return a == kLocalIp; }
 
   uint16_t mtu = 1500;
+  std::optional<Ipv4Addr> no_route;  // a destination without a route
   bool drop_all = false;  // simulate "no TX buffer"
   std::vector<Sent> sent;
   std::vector<IpTxParams> params;

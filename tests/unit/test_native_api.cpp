@@ -270,6 +270,21 @@ TEST(NativeData, RecvSemantics) {
   socklen_t len = sizeof back;
   EXPECT_EQ(p.b->getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &back, &len), 0);
   EXPECT_EQ(back.tv_usec, 100000);
+  // The kernel keeps timeouts in ticks (CONFIG_HZ): 1 ms and 1.0015 s read
+  // back rounded up to a tick, exactly as a kernel socket reads them back.
+  for (timeval odd : {timeval{0, 1000}, timeval{1, 1500}}) {
+    const int k = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(k, 0);
+    timeval kb{}, xb{};
+    socklen_t kl = sizeof kb, xl = sizeof xb;
+    ASSERT_EQ(::setsockopt(k, SOL_SOCKET, SO_RCVTIMEO, &odd, sizeof odd), 0);
+    ASSERT_EQ(::getsockopt(k, SOL_SOCKET, SO_RCVTIMEO, &kb, &kl), 0);
+    ::close(k);
+    EXPECT_EQ(p.b->setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &odd, sizeof odd), 0);
+    EXPECT_EQ(p.b->getsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &xb, &xl), 0);
+    EXPECT_EQ(xb.tv_sec, kb.tv_sec);
+    EXPECT_EQ(xb.tv_usec, kb.tv_usec) << "set " << odd.tv_sec << " s " << odd.tv_usec << " us";
+  }
   // SIOCOUTQ / SIOCOUTQNSD once everything is acknowledged.
   int q = -1;
   for (int i = 0; i < 100; ++i) {

@@ -140,6 +140,31 @@ TEST(TcpClose, DataAfterCloseResets) {
   EXPECT_EQ(p.h.counters.tcp_abort_on_data, 1u);
 }
 
+// Linux tcp_rcv_state_process: the same for a socket the application still
+// holds after shutdown(SHUT_RDWR) (RFC 1122 4.2.2.13): reset, ECONNRESET.
+TEST(TcpClose, DataAfterShutdownRdWrResets) {
+  Passive p;
+  ASSERT_TRUE(p.s->shutdown(at_ms(10), true, true).has_value());
+  check(p.h.expect_one(), {.flags = kF | kA, .seq = p.L(0), .ack = p.R(0)});
+  EXPECT_EQ(p.s->state(), TcpState::FinWait1);
+  p.h.recv(at_ms(20), {.flags = kA | kP, .seq = p.R(0), .ack = p.L(1), .payload = "late"});
+  check(p.h.expect_one(), {.flags = kR | kA, .seq = p.L(1)});
+  EXPECT_EQ(p.s->state(), TcpState::Closed);
+  EXPECT_EQ(p.s->pending_error(), SockError::ConnectionReset);
+  EXPECT_EQ(p.h.counters.tcp_abort_on_data, 1u);
+}
+
+// shutdown(SHUT_WR) alone leaves receiving open: FIN_WAIT takes the data.
+TEST(TcpClose, DataAfterShutdownWrIsReceived) {
+  Passive p;
+  ASSERT_TRUE(p.s->shutdown(at_ms(10), false, true).has_value());
+  p.h.expect_one();
+  p.h.recv(at_ms(20), {.flags = kA | kP, .seq = p.R(0), .ack = p.L(1), .payload = "late"});
+  EXPECT_EQ(recv_str(p.s, at_ms(21)), "late");
+  EXPECT_EQ(p.s->state(), TcpState::FinWait2);
+  EXPECT_EQ(p.h.counters.tcp_abort_on_data, 0u);
+}
+
 // Our FIN is retransmitted on RTO like data.
 TEST(TcpClose, FinRetransmittedOnRto) {
   Passive p(TcpHarness::default_config(), TcpHarness::default_syn(), at_ms(0), at_ms(10));

@@ -77,6 +77,66 @@ TEST(TcpHandshake, ActiveOpen) {
   EXPECT_EQ(h.counters.tcp_active_opens, 1u);
 }
 
+// shutdown() of a connect in progress abandons it (inet_shutdown ->
+// tcp_disconnect): CLOSED, and SO_ERROR/POLLERR report ECONNRESET.
+TEST(TcpHandshake, ShutdownInSynSentReportsReset) {
+  TcpHarness h;
+  TcpSocket* s = h.tcp.open();
+  (void)s->connect(at_ms(0), {kRemoteIp, kRemotePort});
+  h.expect_one();
+  ASSERT_TRUE(s->shutdown(at_ms(5), true, true).has_value());
+  EXPECT_EQ(s->state(), TcpState::Closed);
+  EXPECT_NE(s->readiness() & ev::kErr, 0u);
+  EXPECT_EQ(s->take_error(), SockError::ConnectionReset);
+}
+
+// A connect to port 0 goes out; Linux's peer answers with an RST from port 0,
+// which refuses it (ECONNREFUSED) like any other.
+TEST(TcpHandshake, ConnectToPortZeroRefusedByRstFromPortZero) {
+  TcpHarness h;
+  TcpSocket* s = h.tcp.open();
+  ASSERT_TRUE(s->bind({kLocalIp, kLocalPort}).has_value());
+  (void)s->connect(at_ms(0), {kRemoteIp, 0});
+  Sent syn = h.expect_one();
+  EXPECT_EQ(syn.dst_port, 0);
+  h.recv(at_ms(1), {.flags = kR | kA, .seq = 0, .ack = syn.seq + 1}, 0, kLocalPort);
+  EXPECT_EQ(s->state(), TcpState::Closed);
+  EXPECT_EQ(s->take_error(), SockError::ConnectionRefused);
+}
+
+// ip_route_connect looks the route up even when bind() named the source:
+// no route, ENETUNREACH at once, nothing sent.
+TEST(TcpHandshake, BoundConnectWithoutRouteIsUnreachable) {
+  TcpHarness h;
+  h.ip.no_route = Ipv4Addr::from_octets(198, 19, 5, 5);
+  TcpSocket* s = h.tcp.open();
+  ASSERT_TRUE(s->bind({kLocalIp, kLocalPort}).has_value());
+  auto r = s->connect(at_ms(0), {*h.ip.no_route, 80});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), SockError::NetUnreachable);
+  h.expect_none();
+}
+
+// A failed blocking connect forgets the source address it picked (Linux:
+// tcp_disconnect, inet_reset_saddr) but not one bind() named.
+TEST(TcpHandshake, FailedConnectForgetsOnlyAPickedSource) {
+  for (bool named : {false, true}) {
+    TcpHarness h;
+    TcpSocket* s = h.tcp.open();
+    if (named) {
+      ASSERT_TRUE(s->bind({kLocalIp, 0}).has_value());
+    }
+    (void)s->connect(at_ms(0), {kRemoteIp, kRemotePort});
+    Sent syn = h.expect_one();
+    EXPECT_EQ(s->local().addr, kLocalIp);
+    h.recv(at_ms(1), {.flags = kR | kA, .seq = 0, .ack = syn.seq + 1}, kRemotePort, syn.src_port);
+    ASSERT_EQ(s->state(), TcpState::Closed);
+    s->forget_connect_source();
+    EXPECT_EQ(s->local().addr, named ? kLocalIp : Ipv4Addr::any()) << "named " << named;
+    EXPECT_EQ(s->local().port, syn.src_port) << "the port stays, as on Linux";
+  }
+}
+
 // Simultaneous open (RFC 9293 figure 8): SYN-SENT receives a SYN, answers
 // SYN-ACK, and the peer's SYN-ACK completes the handshake. Linux
 // (tcp_validate_incoming) passes that SYN-ACK in SYN-RECV and acknowledges it.

@@ -216,8 +216,10 @@ TEST_F(UdpFixture, SendErrors) {
   EXPECT_NE(s->local().port, 0);  // autobound even so (inet_send_prepare)
   EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{kPeerIp, 0}).error(), SockError::InvalidArgument);
   EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{kFarIp, 53}).error(), SockError::NetUnreachable);
+  // No source address and no default route: 255.255.255.255 has no route
+  // (ip_route_output_key_hash -> fib_lookup), checked before SO_BROADCAST.
   EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 53}).error(),
-            SockError::AccessDenied);
+            SockError::NetUnreachable);
   EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{kSubnetBcast, 53}).error(), SockError::AccessDenied);
   EXPECT_EQ(sink.size(), 0u);
   EXPECT_EQ(s->set_ttl(0).error(), SockError::InvalidArgument);
@@ -227,12 +229,49 @@ TEST_F(UdpFixture, SendErrors) {
 }
 
 TEST_F(UdpFixture, BroadcastNeedsSoBroadcast) {
-  UdpSocket* s = bound(7000);
+  // Bound to our address: the limited broadcast leaves through its device.
+  UdpSocket* s = bound(7000, kOurIp);
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 67}).error(),
+            SockError::AccessDenied);
   s->set_broadcast(true);
   ASSERT_TRUE(s->send_to(at_ms(0), bytes_of("all"), Endpoint{Ipv4Addr::broadcast(), 67}).has_value());
   ASSERT_EQ(sink.size(), 1u);
   EXPECT_EQ(sink.eth()->hdr.dst, MacAddr::broadcast());
   EXPECT_EQ(sink.ipv4()->hdr.src, kOurIp);
+}
+
+// Unbound, a limited broadcast needs a route: without a source address
+// (bind, IP_PKTINFO) only the default route gives one (Linux: ENETUNREACH
+// with no default route, whatever SO_BROADCAST says).
+TEST_F(UdpFixture, LimitedBroadcastUnboundNeedsARoute) {
+  UdpSocket* s = bound(7000);
+  s->set_broadcast(true);
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 67}).error(),
+            SockError::NetUnreachable);
+  // IP_PKTINFO naming our address is enough.
+  UdpSocket::TxOverrides ov;
+  ov.src = kOurIp;
+  EXPECT_TRUE(s->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 67}, &ov).has_value());
+  // The subnet's own broadcast address is on-link.
+  EXPECT_TRUE(s->send_to(at_ms(0), bytes_of("x"), Endpoint{kSubnetBcast, 67}).has_value());
+  EXPECT_EQ(sink.size(), 2u);
+
+  CaptureSink sink2;
+  SeededRandom rng2{4};
+  StackConfig c2;
+  c2.mac = kOurMac;
+  c2.addr = {kOurIp, 24};
+  c2.gateway = kPeerIp;
+  Stack with_gw(c2, rng2, sink2);
+  with_gw.arp().insert_static(kPeerIp, kPeerMac);
+  UdpSocket* g = with_gw.udp().open();
+  ASSERT_TRUE(g->bind({Ipv4Addr::any(), 7000}).has_value());
+  EXPECT_EQ(g->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 67}).error(),
+            SockError::AccessDenied);
+  g->set_broadcast(true);
+  ASSERT_TRUE(g->send_to(at_ms(0), bytes_of("x"), Endpoint{Ipv4Addr::broadcast(), 67}).has_value());
+  ASSERT_EQ(sink2.size(), 1u);
+  EXPECT_EQ(sink2.eth()->hdr.dst, MacAddr::broadcast());
 }
 
 TEST_F(UdpFixture, MessageSizeLimitAndFragmentation) {
