@@ -179,6 +179,34 @@ void pump(int xsfd, int ufd, uint32_t id) {
 
 void start_pump(int xsfd, int ufd, uint32_t id) { xs::start_quiet_thread(pump, xsfd, ufd, id).detach(); }
 
+// Connections adopted for an inherited epoll set (epoll_share.hpp): one
+// proxy per connection, passed to every child that asks, so the children's
+// entries in the shared set are one socket's, as on Linux (an edge, a
+// one-shot event, goes to a process that can read the data). The parent
+// keeps the children's end until the last child gives it back, then closes
+// it, which ends the pump.
+struct SharedConn {
+  int child_end = -1;
+  uint32_t id = 0;
+  int refs = 0;
+};
+using ConnKey = std::pair<uint64_t, uint64_t>;  // local, peer endpoint
+std::mutex g_shared_mu;
+std::map<ConnKey, SharedConn> g_shared;
+
+ConnKey conn_key(const sockaddr_in& local, const sockaddr_in& peer) {
+  auto k = [](const sockaddr_in& a) { return (uint64_t{a.sin_addr.s_addr} << 16) | a.sin_port; };
+  return {k(local), k(peer)};
+}
+
+void shared_put(const ConnKey& key) {
+  std::lock_guard<std::mutex> lk(g_shared_mu);
+  auto it = g_shared.find(key);
+  if (it == g_shared.end() || --it->second.refs > 0) return;
+  real::close(it->second.child_end);
+  g_shared.erase(it);
+}
+
 // Moves datagrams both ways between an xstack UDP socket and a child's
 // seqpacket socket until the child closes it. Datagrams are read as they
 // arrive, so while a child holds the socket it receives before the parent
@@ -317,6 +345,7 @@ void reply(int chan, const Rep& r, int pass_fd) {
 // Answers one child's requests until it exits (or execs), then gives back
 // the references it held.
 void serve(int chan, std::map<int, int> held) {
+  std::map<int, ConnKey> shared;  // child's number -> a shared proxy it holds
   for (;;) {
     Req q;
     ssize_t n = real::recv(chan, &q, sizeof q, 0);
@@ -336,6 +365,10 @@ void serve(int chan, std::map<int, int> held) {
         if (q.id == 0 && target >= 0) {
           ::close(target);
           held.erase(q.fd);
+        }
+        if (auto it = shared.find(q.fd); q.id == 0 && it != shared.end()) {
+          shared_put(it->second);
+          shared.erase(it);
         }
         continue;  // no reply
       case kActivate: {
@@ -388,6 +421,24 @@ void serve(int chan, std::map<int, int> held) {
         }
         sl = sizeof r.peer;
         ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl);
+        bool share = q.level == 1;  // for an inherited epoll set
+        ConnKey key = conn_key(r.local, r.peer);
+        // Held until the new proxy is in g_shared: two children asking at
+        // once must get the same one.
+        std::unique_lock<std::mutex> shared_lk(g_shared_mu, std::defer_lock);
+        if (share) {
+          shared_lk.lock();
+          auto it = g_shared.find(key);
+          if (it != g_shared.end() && shared.count(q.fd) == 0) {
+            it->second.refs++;
+            shared[q.fd] = key;
+            r.rc = 0;
+            r.id = it->second.id;
+            r.kind = static_cast<uint32_t>(FdKind::ProxyConn);
+            reply(chan, r, it->second.child_end);
+            continue;
+          }
+        }
         int sv[2];
         if (real::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
           r.err = errno;
@@ -405,7 +456,12 @@ void serve(int chan, std::map<int, int> held) {
         r.rc = 0;
         r.kind = static_cast<uint32_t>(FdKind::ProxyConn);
         reply(chan, r, sv[1]);
-        real::close(sv[1]);
+        if (share && shared.count(q.fd) == 0) {
+          g_shared[key] = SharedConn{sv[1], r.id, 1};
+          shared[q.fd] = key;
+        } else {
+          real::close(sv[1]);
+        }
         continue;
       }
       case kGetOpt: {
@@ -465,6 +521,7 @@ void serve(int chan, std::map<int, int> held) {
     reply(chan, r, -1);
   }
   for (auto& [fd, a] : held) ::close(a);
+  for (auto& [fd, key] : shared) shared_put(key);
   real::close(chan);
 }
 
@@ -585,7 +642,7 @@ void child() {
   p = Pending{};
 }
 
-FdKind adopt(int fd) {
+FdKind adopt(int fd, bool shared) {
   std::lock_guard<std::mutex> lk(g_chan_mu);
   FdKind k = kind(fd);
   if (k != FdKind::Orphan) return k;  // another thread did it
@@ -593,6 +650,7 @@ FdKind adopt(int fd) {
   Req q;
   q.op = kActivate;
   q.fd = fd;
+  q.level = shared ? 1 : 0;
   Rep r;
   int got = -1;
   if (!call(q, &r, &got) || r.rc < 0 || got < 0) {

@@ -28,7 +28,10 @@ void child();
 
 // In a child: turns the orphan `fd` into a proxy. Returns its new kind
 // (ProxyConn, ProxyListener) or Orphan when it cannot (then EBADF).
-FdKind adopt(int fd);
+// `shared`: a connection's proxy is the one every child that asked this way
+// holds (one socket in an epoll set they share, epoll_share.hpp), not a
+// proxy of its own.
+FdKind adopt(int fd, bool shared = false);
 // In a child: closing an orphan gives the parent's reference back.
 void release(int fd);
 

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "shim/epoll_share.hpp"
 #include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
@@ -30,8 +31,8 @@ using xs::native::Runtime;
 
 namespace {
 
-constexpr uint64_t kMarker = 0x7873746b00000000ULL;     // "xstk" << 32, the companion fd below: its wake
-constexpr uint64_t kDevMarker = 0x7873746400000000ULL;  // "xstd" << 32, a device fd below: frames wait
+using epshare::kDevMarker;
+using epshare::kMarker;
 
 int64_t now_ns() {
   timespec ts;
@@ -128,38 +129,17 @@ int companion_for(int epfd, bool create) {
     r->close(c);
     return expected - 1;
   }
+  epshare::companion_made(epfd, c);
   return c;
-}
-
-// Removes companion and device events from evs[from, from+n); returns how
-// many are left. *frames: a device descriptor was readable.
-int strip_markers(epoll_event* evs, int from, int n, bool* frames) {
-  int out = from;
-  for (int i = from; i < from + n; ++i) {
-    uint64_t hi = evs[i].data.u64 & ~uint64_t{0xffffffff};
-    if (hi == kMarker) continue;
-    if (hi == kDevMarker) {
-      *frames = true;
-      continue;
-    }
-    evs[out++] = evs[i];
-  }
-  return out - from;
 }
 
 // The common body of epoll_wait/epoll_pwait/epoll_pwait2. timeout_ns < 0: forever.
 int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask) {
+  epshare::inherit(epfd);
   refresh_nested(epfd);
   int c = companion_of(epfd);
   Runtime* r = rt();
-  if (c < 0 || r == nullptr) {
-    if (timeout_ns < 0 || timeout_ns % 1000000 == 0 || mask == nullptr) {
-      int ms = timeout_ns < 0 ? -1 : static_cast<int>(std::min<int64_t>((timeout_ns + 999999) / 1000000, INT_MAX));
-      return mask ? real::epoll_pwait(epfd, evs, max, ms, mask) : real::epoll_wait(epfd, evs, max, ms);
-    }
-    timespec ts{static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
-    return real::epoll_pwait2(epfd, evs, max, &ts, mask);
-  }
+  if (c < 0 || r == nullptr) return epshare::plain_wait(epfd, evs, max, timeout_ns, mask);
   if (max <= 0 || evs == nullptr) return real::epoll_wait(epfd, evs, max, 0);  // the kernel's EINVAL/EFAULT
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   bool spin = spinning(r);
@@ -181,12 +161,12 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
         Inside in;
         r->flush_deferred();  // what this thread's calls queued leaves before it sleeps
       }
-      int got = mask ? real::epoll_pwait(epfd, evs + n, max - n, ms, mask) : real::epoll_wait(epfd, evs + n, max - n, ms);
+      int got = epshare::kernel_wait(epfd, evs + n, max - n, ms, mask, &frames);
       if (got < 0) {
         if (n > 0) return n;
         return -1;  // EINTR and friends, as the kernel reports them
       }
-      k = strip_markers(evs, n, got, &frames);
+      k = got;
     }
     if (n + k > 0) return n + k;
     if (deadline >= 0 && now_ns() >= deadline) return 0;
@@ -220,8 +200,10 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
   for (nfds_t i = 0; i < n; ++i) {
     FdKind k = kind(fds[i].fd);
     if (k == FdKind::Orphan) k = forkshare::adopt(fds[i].fd);
+    if (k == FdKind::Kernel) epshare::inherit(fds[i].fd);  // an inherited epoll fd, polled
     any_xs |= k == FdKind::XsSocket || k == FdKind::Orphan;
     if (k == FdKind::Kernel && companion_of(fds[i].fd) >= 0) {
+      epshare::exposed(fds[i].fd);
       refresh_nested(fds[i].fd);
       refresh(fds[i].fd);
     }
@@ -387,15 +369,26 @@ bool set_has_xs(int nfds, fd_set* a, fd_set* b, fd_set* c) {
 
 }  // namespace
 
+bool epshare::is_nested(int epfd) {
+  std::lock_guard<std::mutex> lk(g_nested_mu);
+  for (auto& [outer, inner] : g_nested) {
+    if (std::find(inner.begin(), inner.end(), epfd) != inner.end()) return true;
+  }
+  return false;
+}
+
 extern "C" {
 
 int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
+  epshare::inherit(epfd);
+  epshare::inherit(fd);  // an inherited epoll fd nested in another: its sockets first
   FdKind k = kind(fd);
   if (k == FdKind::Orphan) k = forkshare::adopt(fd);
   if (k == FdKind::Orphan) return fail(EBADF);
   if (k != FdKind::XsSocket) {
     int rc = real::epoll_ctl(epfd, op, fd, ev);
     if (rc == 0 && op == EPOLL_CTL_ADD && epfd >= 0 && epfd < kMaxFd && is_epoll_fd(fd)) {
+      epshare::exposed(fd);
       std::lock_guard<std::mutex> lk(g_nested_mu);
       g_nested[epfd].push_back(fd);
       g_has_nested[epfd].store(1, std::memory_order_relaxed);
@@ -418,8 +411,13 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
     if (real::epoll_ctl(epfd, EPOLL_CTL_MOD, epfd, &probe) < 0 && errno == EINVAL) return fail(EINVAL);
     return fail(ENOENT);
   }
-  Inside in;
-  return r->epoll_ctl(c, op, fd, ev);
+  int rc;
+  {
+    Inside in;
+    rc = r->epoll_ctl(c, op, fd, ev);
+  }
+  if (rc == 0) epshare::record(epfd, op, fd, ev);  // what a child sharing epfd must watch
+  return rc;
 }
 
 int epoll_wait(int epfd, epoll_event* evs, int max, int timeout) {
@@ -433,7 +431,12 @@ int epoll_pwait(int epfd, epoll_event* evs, int max, int timeout, const sigset_t
 int epoll_pwait2(int epfd, epoll_event* evs, int max, const timespec* t, const sigset_t* mask) {
   if (t != nullptr && (t->tv_sec < 0 || t->tv_nsec < 0 || t->tv_nsec >= 1000000000)) return fail(EINVAL);
   int64_t ns = t == nullptr ? -1 : t->tv_sec * 1000000000LL + t->tv_nsec;
-  if (companion_of(epfd) < 0) return real::epoll_pwait2(epfd, evs, max, t, mask);
+  if (companion_of(epfd) < 0 && epshare::private_of(epfd) < 0) {
+    epshare::inherit(epfd);
+    int got = real::epoll_pwait2(epfd, evs, max, t, mask);
+    bool frames = false;
+    return got <= 0 ? got : epshare::strip(evs, got, &frames);  // a child: the parent's entries
+  }
   return epoll_wait_impl(epfd, evs, max, ns, mask);
 }
 

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <vector>
 
+#include "shim/epoll_share.hpp"
 #include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "shim/state.hpp"
@@ -330,6 +331,7 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len) {
 }
 
 int close(int fd) {
+  epshare::number_closed(fd);
   FdKind k = kind(fd);
   if (k == FdKind::XsSocket) {
     set_kind(fd, FdKind::Kernel);
@@ -368,8 +370,11 @@ int dup(int fd) {
 
 int dup3(int fd, int newfd, int flags) {
   if (fd == newfd) return real::dup3(fd, newfd, flags);  // EINVAL, as the kernel says
-  if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0)
-    return real::dup3(fd, newfd, flags);
+  if (kind(fd) == FdKind::Kernel && kind(newfd) == FdKind::Kernel && companion_of(newfd) < 0) {
+    int r = real::dup3(fd, newfd, flags);
+    if (r >= 0) epshare::number_closed(newfd);  // an inherited epoll fd replaced (epoll_share.hpp)
+    return r;
+  }
   if (real::fcntl(fd, F_GETFD, 0) < 0) return -1;  // EBADF before newfd is touched
   FdKind k = adopted_kind(fd);  // an inherited socket (inetd: dup2 onto 0 and 1)
   release_xs(newfd);

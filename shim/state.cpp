@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "shim/epoll_share.hpp"
 #include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 
@@ -42,6 +43,7 @@ void on_fork_child() {
   // process must never run it. Sockets inherited from the parent become
   // orphans, adopted at first use through the parent (fork_share.hpp).
   forkshare::child();
+  epshare::child();  // before the companions below become orphans: it closes them
   if (rt() != nullptr) {
     native::abandon_default_runtime();
     for (int fd = 0; fd < kMaxFd; ++fd) {
@@ -56,6 +58,16 @@ void on_fork_child() {
   g_unavailable = true;
 }
 
+void on_fork_prepare() {
+  forkshare::prepare();
+  epshare::prepare();
+}
+
+void on_fork_parent() {
+  epshare::parent();
+  forkshare::parent();
+}
+
 __attribute__((constructor)) void shim_init() {
   if (const char* l = std::getenv("XSTACK_LOG")) {
     if (!std::strcmp(l, "error")) g_log_level = LogLevel::Error;
@@ -63,7 +75,7 @@ __attribute__((constructor)) void shim_init() {
     else if (!std::strcmp(l, "info")) g_log_level = LogLevel::Info;
     else if (!std::strcmp(l, "debug")) g_log_level = LogLevel::Debug;
   }
-  pthread_atfork(forkshare::prepare, forkshare::parent, on_fork_child);
+  pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
   // Started by exec in a child of the stack's process: the inherited
   // sockets it described are proxies again (docs/shim.md, "exec").
   if (const char* fds = std::getenv("XSTACK_FDS")) {
@@ -180,6 +192,7 @@ int handover(int fd, const char* why) {
 }
 
 bool release_xs(int fd) {
+  epshare::number_closed(fd);
   FdKind k = kind(fd);
   if (k == FdKind::Kernel) {
     drop_companion(fd);

@@ -23,8 +23,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -1642,6 +1644,261 @@ struct Case {
   int budget_s;
 };
 
+// ---------------------------------------------------------------- case 15
+// An epoll instance made before fork, used by the children (prefork servers
+// that share one epoll set): the parent registers a listener, a connection
+// and a pipe, forks two children that epoll_wait on the inherited instance
+// and accept; every connection the peer makes is served by one of them, the
+// pre-fork connection's data reaches a child through the same instance, and
+// the parent's own epoll_wait on it works after the children are gone.
+void epoll_fork_child(int idx, int ep, int l, int d, int rep) {
+  auto out = [&](const std::string& line) {
+    std::string m = line + "\n";
+    if (write(rep, m.data(), m.size()) < 0) _exit(2);
+  };
+  int64_t end = now_ms() + 15000;
+  bool stop = false;
+  while (!stop && now_ms() < end) {
+    epoll_event evs[8];
+    int n = epoll_wait(ep, evs, 8, 200);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      out(fmt("ERR epoll_wait %s", ename(errno)));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t what = evs[i].data.u64;
+      if (what == 3) {
+        stop = true;
+      } else if (what == 1) {
+        int a = accept(l, nullptr, nullptr);
+        if (a < 0) {
+          if (errno != EAGAIN && errno != EWOULDBLOCK) out(fmt("ERR accept %s", ename(errno)));
+          continue;
+        }
+        char b[2];
+        if (read_exact(a, b, 2, 3000) == 2) {
+          char r[3] = {'r', b[1], static_cast<char>('0' + idx)};
+          send_all(a, r, 3);
+          out(fmt("A %c", b[1]));
+        } else {
+          out("ERR short read on an accepted connection");
+        }
+        close(a);
+      } else if (what == 2) {
+        char b[64];
+        ssize_t r = recv(d, b, sizeof b, MSG_DONTWAIT);
+        if (r > 0) out("D " + std::string(b, static_cast<size_t>(r)));
+      } else {
+        out(fmt("ERR unexpected epoll data %#llx", static_cast<unsigned long long>(what)));
+      }
+    }
+  }
+  _exit(stop ? 0 : 3);
+}
+
+void case_epoll_fork() {
+  Closer cl;
+  int l = cl.add(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  sockaddr_in la = sin_of(g_local, 0);
+  socklen_t len = sizeof la;
+  CHECKF(bind(l, reinterpret_cast<sockaddr*>(&la), sizeof la) == 0, "bind: %s", ename(errno));
+  CHECKF(listen(l, 16) == 0, "listen: %s", ename(errno));
+  CHECK(getsockname(l, reinterpret_cast<sockaddr*>(&la), &len) == 0);
+  int d = cl.add(open_data("epf"));
+  if (!CHECKF(d >= 0, "open_data: %s", ename(errno))) return;
+  int stop[2], rp[2];
+  CHECK(pipe(stop) == 0);
+  CHECK(pipe(rp) == 0);
+  cl.add(stop[0]), cl.add(stop[1]), cl.add(rp[0]), cl.add(rp[1]);
+  int ep = cl.add(epoll_create1(0));
+  // The flags must reach the children too: exclusive wakeups on the
+  // listener, edge-triggered on the connection.
+  CHECK(ep_add(ep, l, EPOLLIN | EPOLLEXCLUSIVE, 1) == 0);
+  CHECK(ep_add(ep, d, EPOLLIN | EPOLLET, 2) == 0);
+  CHECK(ep_add(ep, stop[0], EPOLLIN, 3) == 0);
+
+  step("fork two children on the epoll fd");
+  fflush(stdout);
+  pid_t kids[2] = {-1, -1};
+  for (int i = 0; i < 2; ++i) {
+    kids[i] = fork();
+    if (kids[i] == 0) {
+      close(stop[1]);
+      close(rp[0]);
+      epoll_fork_child(i, ep, l, d, rp[1]);
+    }
+    CHECKF(kids[i] > 0, "fork: %s", ename(errno));
+  }
+  close(rp[1]);
+  cl.forget(rp[1]);
+  std::string rep;
+  auto collect = [&](const std::string& want, int ms) {  // reads reports until `want` shows up
+    int64_t end = now_ms() + ms;
+    while (rep.find(want) == std::string::npos) {
+      int left = static_cast<int>(end - now_ms());
+      if (left <= 0 || !wait_fd(rp[0], POLLIN, left)) return false;
+      char b[512];
+      ssize_t r = read(rp[0], b, sizeof b);
+      if (r <= 0) return false;
+      rep.append(b, static_cast<size_t>(r));
+    }
+    return true;
+  };
+
+  step("the peer connects six times; the children serve");
+  int served[2] = {0, 0};
+  for (int i = 0; i < 6; ++i) {
+    std::string name = fmt("epf%d", i);
+    if (!peer_ok(fmt("DIAL %s %s %d", name.c_str(), g_local.c_str(), ntohs(la.sin_port)))) break;
+    peer_ok(fmt("SENDHEX %s 71%02x", name.c_str(), '0' + i));
+    std::string got = peer_read(name, 3, 5000);
+    bool ok = got.rfind("data " + hex_of(fmt("r%c", '0' + i)), 0) == 0 && got.size() == 11;
+    CHECKF(ok, "connection %d: peer read '%s'", i, got.c_str());
+    if (ok) served[got[10] - '0']++;
+    ctl("CLOSE " + name);
+  }
+  note(fmt("connections served by child 0: %d, child 1: %d", served[0], served[1]));
+
+  step("the pre-fork connection, read by a child");
+  peer_ok("SENDHEX epf 6464");
+  CHECKF(collect("D dd", 5000), "a child reads the pre-fork connection: reports '%s'", rep.c_str());
+
+  step("the children idle, then stop");
+  usleep(500000);
+  close(stop[1]);
+  cl.forget(stop[1]);
+  rusage ru0{}, ru1{};
+  getrusage(RUSAGE_CHILDREN, &ru0);
+  for (pid_t k : kids) {
+    if (k <= 0) continue;
+    int status = -1;
+    pid_t wr = reap(k, 5000, &status);
+    CHECKF(wr == k && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exit status %#x", status);
+  }
+  getrusage(RUSAGE_CHILDREN, &ru1);
+  auto ms_of = [](const timeval& a, const timeval& b) { return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_usec - a.tv_usec) / 1000; };
+  long cpu = ms_of(ru0.ru_utime, ru1.ru_utime) + ms_of(ru0.ru_stime, ru1.ru_stime);
+  note(fmt("the children used %ld ms of CPU", cpu));
+  // They idled at least half a second: a child woken by wakes it cannot
+  // clear (the parent's) would spin through all of it.
+  CHECKF(cpu < 300, "the children used %ld ms of CPU (spinning in epoll_wait?)", cpu);
+  collect("(everything)", 200);
+  CHECKF(rep.find("ERR") == std::string::npos, "child reports: %s", rep.c_str());
+
+  step("the parent's own epoll_wait on the instance");
+  CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, stop[0], nullptr) == 0);
+  usleep(200000);
+  peer_ok("SENDHEX epf 5050");
+  epoll_event evs[8];
+  int n = ep_wait(ep, evs, 8, 3000);
+  CHECKF(n >= 1 && has_ev(evs, n, 2, EPOLLIN), "parent epoll_wait: %s", rcs(n, errno).c_str());
+  for (int i = 0; i < n; ++i) CHECKF(evs[i].data.u64 == 2, "parent epoll_wait: %s", evlist(evs, n).c_str());
+  char b[2];
+  CHECKF(read_exact(d, b, 2, 3000) == 2 && memcmp(b, "PP", 2) == 0, "parent reads the connection");
+}
+
+// ---------------------------------------------------------------- case 16
+// posix_spawn, posix_spawnp and system with an inherited connection: the
+// spawned program (the connection dup2'd onto its stdin/stdout by file
+// actions, or left open across system()) reads, writes and asks getpeername;
+// a spawn of a missing program fails with ENOENT and leaves no child.
+void case_spawn() {
+  Closer cl;
+  int s = cl.add(open_data("spawn"));
+  if (!CHECKF(s >= 0, "open_data: %s", ename(errno))) return;
+  char self[512];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (!CHECKF(n > 0, "readlink /proc/self/exe: %s", ename(errno))) return;
+  self[n] = 0;
+
+  step("posix_spawn with dup2 onto 0 and 1");
+  fflush(stdout);
+  posix_spawn_file_actions_t fa;
+  CHECK(posix_spawn_file_actions_init(&fa) == 0);
+  CHECK(posix_spawn_file_actions_adddup2(&fa, s, 0) == 0);
+  CHECK(posix_spawn_file_actions_adddup2(&fa, s, 1) == 0);
+  char a0[] = "shim_conformance", a1[] = "--exec-child";
+  std::string peer = g_peer;
+  char* argv[] = {a0, a1, peer.data(), nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, self, &fa, nullptr, argv, environ);
+  if (CHECKF(rc == 0, "posix_spawn: %s", ename(rc))) {
+    peer_ok("SENDHEX spawn 6162");
+    std::string got = peer_read("spawn", 3, 5000);
+    CHECKF(got == "data " + hex_of("Xab"), "peer read from the spawned program '%s'", got.c_str());
+    int status = -1;
+    pid_t wr = reap(pid, 5000, &status);
+    CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "spawned program exit status %#x (3 getpeername, 4 getsockname, 5 SO_TYPE, 6 read, 7 write)", status);
+  }
+
+  step("posix_spawnp of sh with a signal mask attribute");
+  posix_spawn_file_actions_t fa2;
+  CHECK(posix_spawn_file_actions_init(&fa2) == 0);
+  CHECK(posix_spawn_file_actions_adddup2(&fa2, s, 1) == 0);
+  posix_spawnattr_t attr;
+  CHECK(posix_spawnattr_init(&attr) == 0);
+  sigset_t none;
+  sigemptyset(&none);
+  CHECK(posix_spawnattr_setsigmask(&attr, &none) == 0);
+  CHECK(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK) == 0);
+  char sh[] = "sh", dc[] = "-c", cmd[] = "printf Z";
+  char* sargv[] = {sh, dc, cmd, nullptr};
+  rc = posix_spawnp(&pid, "sh", &fa2, &attr, sargv, environ);
+  if (CHECKF(rc == 0, "posix_spawnp: %s", ename(rc))) {
+    std::string got = peer_read("spawn", 1, 5000);
+    CHECKF(got == "data " + hex_of("Z"), "peer read from sh '%s'", got.c_str());
+    int status = -1;
+    pid_t wr = reap(pid, 5000, &status);
+    CHECKF(wr == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "sh exit status %#x", status);
+  }
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa2);
+
+  step("system with the connection open on fd 7");
+  fflush(stdout);
+  CHECK(dup2(s, 7) == 7);
+  int st = system("printf Y >&7");
+  close(7);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "system status %#x", st);
+  std::string got = peer_read("spawn", 1, 5000);
+  CHECKF(got == "data " + hex_of("Y"), "peer read from system's shell '%s'", got.c_str());
+
+  step("popen with the connection open on fd 7");
+  fflush(stdout);
+  CHECK(dup2(s, 7) == 7);
+  FILE* f = popen("printf Q >&7; printf out", "r");
+  close(7);
+  if (CHECKF(f != nullptr, "popen: %s", ename(errno))) {
+    char pb[16] = {};
+    size_t pn = fread(pb, 1, sizeof pb - 1, f);
+    CHECKF(pn == 3 && memcmp(pb, "out", 3) == 0, "popen's pipe gave '%s'", pb);
+    st = pclose(f);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pclose status %#x", st);
+  }
+  got = peer_read("spawn", 1, 5000);
+  CHECKF(got == "data " + hex_of("Q"), "peer read from popen's shell '%s'", got.c_str());
+
+  step("posix_spawn of a missing program");
+  pid = -1;
+  char missing[] = "/nonexistent/xs-spawn";
+  char* margv[] = {missing, nullptr};
+  rc = posix_spawn(&pid, missing, &fa, nullptr, margv, environ);
+  CHECKF(rc == ENOENT, "posix_spawn of a missing program: %s (expected ENOENT)", ename(rc));
+  rc = posix_spawnp(&pid, "xs-no-such-program", &fa, nullptr, margv, environ);
+  CHECKF(rc == ENOENT, "posix_spawnp of a missing program: %s (expected ENOENT)", ename(rc));
+  int status = 0;
+  pid_t wr = waitpid(-1, &status, WNOHANG);
+  CHECKF(wr <= 0, "a child is left after the failed spawn: waitpid -> %d", static_cast<int>(wr));
+  posix_spawn_file_actions_destroy(&fa);
+
+  step("parent: the connection survives");
+  CHECK(send_str(s, "P"));
+  got = peer_read("spawn", 1);
+  CHECKF(got == "data " + hex_of("P"), "peer read '%s'", got.c_str());
+}
+
 const Case kCases[] = {
     {1, "epoll over a pipe and a socket (LT, ET, ONESHOT, RDHUP, timeouts)", case_epoll_mixed, 30},
     {2, "epoll: two threads on one fd, nested epoll", case_epoll_threads_nested, 30},
@@ -1657,6 +1914,8 @@ const Case kCases[] = {
     {12, "exec with an inherited connection on stdin/stdout (inetd style)", case_exec, 30},
     {13, "UDP socket inherited across fork", case_udp_fork, 30},
     {14, "a child that only looks at an inherited connection takes none of its data", case_child_looks_only, 30},
+    {15, "epoll made before fork: children wait and accept on it", case_epoll_fork, 45},
+    {16, "posix_spawn, posix_spawnp, system, popen with an inherited connection", case_spawn, 40},
 };
 
 void watchdog() {

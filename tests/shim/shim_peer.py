@@ -23,6 +23,8 @@ Commands (NAME waits up to 5 s for its DATA connection to be registered):
                          block sending meanwhile)                -> ok (at once)
   RESULT NAME MS         wait up to MS for HASHBG's answer       -> its answer | error timeout
   ADDR NAME              the program's side, as the peer sees it -> addr IP PORT
+  DIAL NAME IP PORT      connect to the program (a listener of its
+                         own), registered as NAME                 -> ok
   UDPECHO PORT           echo UDP datagrams on PORT (same host)  -> ok
   QUIT                   exit 0                                  -> ok
 Prints "listening" when ready; exits after SECONDS in any case.
@@ -103,6 +105,13 @@ def command(line):
                 u.sendto(d, a)
 
         threading.Thread(target=echo, daemon=True).start()
+        return "ok"
+    if op == "DIAL":
+        d = socket.create_connection((args[1], int(args[2])), timeout=5)
+        d.settimeout(None)
+        with cond:
+            conns[args[0]] = d
+            cond.notify_all()
         return "ok"
     name = args[0] if args else ""
     c = lookup(name)
