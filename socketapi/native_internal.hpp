@@ -40,6 +40,13 @@ struct Runtime::Obj {
     std::shared_ptr<Obj> target;
     uint64_t seen_gen = 0;
     bool disabled = false;  // EPOLLONESHOT fired
+    bool queued = false;    // on the instance's ready list
+  };
+  // A registration of this object in an epoll instance: the instance and the
+  // descriptor number it was added under (a dup may be added separately).
+  struct Watch {
+    Obj* ep;
+    int fd;
   };
 
   Kind kind = Kind::Tcp;
@@ -67,9 +74,13 @@ struct Runtime::Obj {
   RecvCmsgFlags cm;
   std::vector<uint8_t> cork_buf;
   uint64_t gen = 1;              // bumped on every readiness event
-  std::vector<Obj*> watchers;    // epoll instances with a registration for this
+  std::vector<Watch> watchers;   // epoll registrations of this object
   std::map<int, Reg> regs;       // epoll: fd -> registration
-  int rr = -1;                   // epoll: last fd reported (fairness)
+  // epoll: registrations that may be ready, oldest first (Linux's rdllist):
+  // a target's events queue it, a collect drops the ones found not ready and
+  // moves a reported level-triggered one to the tail. epoll_wait thus costs
+  // O(candidates), not O(registrations).
+  std::vector<int> ready;
   int refs = 1;                  // descriptor numbers naming this object (dup_alias)
   bool wake = false;             // epoll: write fd when a target signals (epoll_set_wake)
   bool wake_pending = false;     // epoll: written since the last epoll_rearm_wake

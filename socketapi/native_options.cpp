@@ -222,7 +222,7 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
             break;
         }
         if (t) e_.after_call_locked();
-        o->gen++;
+        signal_locked(*o, 0);
         kick_locked();
         return 0;
       }

@@ -100,7 +100,8 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
       r.target = t;
       r.seen_gen = t->gen - 1;  // report the current state once
       ep->regs.emplace(fd, std::move(r));
-      t->watchers.push_back(ep.get());
+      t->watchers.push_back({ep.get(), fd});
+      enqueue_locked(*ep, fd);
       kick_locked();
       return 0;
     }
@@ -111,13 +112,15 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
       it->second.data = ev->data;
       it->second.seen_gen = t->gen - 1;
       it->second.disabled = false;
+      enqueue_locked(*ep, fd);
       kick_locked();
       return 0;
     case EPOLL_CTL_DEL: {
       if (it == ep->regs.end()) return fail(ENOENT);
-      ep->regs.erase(it);
+      drop_reg_locked(*ep, fd);
       auto& w = t->watchers;
-      w.erase(std::remove(w.begin(), w.end(), ep.get()), w.end());
+      w.erase(std::remove_if(w.begin(), w.end(), [&](const Obj::Watch& x) { return x.ep == ep.get() && x.fd == fd; }),
+              w.end());
       return 0;
     }
     default: return fail(EINVAL);
@@ -139,36 +142,51 @@ int Runtime::nest_depth_locked(Obj& ep, const Obj* forbidden, int level) {
 int Runtime::nest_height_locked(Obj& ep, int level) {
   if (level > kMaxEpollNests) return level;
   int highest = 0;
-  for (Obj* w : ep.watchers) highest = std::max(highest, nest_height_locked(*w, level + 1) + 1);
+  for (const Obj::Watch& w : ep.watchers) highest = std::max(highest, nest_height_locked(*w.ep, level + 1) + 1);
   return highest;
 }
 
 int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported) {
+  // Walks the ready list only (Linux ep_send_events): an entry found not
+  // ready, or an edge already reported, leaves the list until its target
+  // signals again; a reported level-triggered entry goes to the tail, so
+  // ready registrations take turns when there are more than `max`.
+  std::vector<int>& q = ep.ready;
   int n = 0;
-  if (ep.regs.empty()) return 0;
-  // Round robin from after the last fd reported, as Linux requeues level-triggered items at the tail.
-  auto start = ep.regs.upper_bound(ep.rr);
-  auto it = start;
-  int last = ep.rr;
-  for (size_t k = 0; k < ep.regs.size() && n < max; ++k) {
-    if (it == ep.regs.end()) it = ep.regs.begin();
-    auto& [fd, reg] = *it;
-    ++it;
-    if (reg.disabled) continue;
-    uint32_t r = readiness_locked(*reg.target) & (reg.events | EPOLLERR | EPOLLHUP);
-    if (r == 0) continue;
-    if ((reg.events & EPOLLET) && reg.target->gen == reg.seen_gen) continue;
-    if (consume) {
-      evs[n].events = r;
-      evs[n].data = reg.data;
-      if (reg.events & EPOLLET) reg.seen_gen = reg.target->gen;
-      if (reg.events & EPOLLONESHOT) reg.disabled = true;
-      if (lt_reported && !(reg.events & (EPOLLET | EPOLLONESHOT))) *lt_reported = true;
-      last = fd;
+  size_t keep = 0;
+  std::vector<int> tail;
+  for (size_t i = 0; i < q.size(); ++i) {
+    const int fd = q[i];
+    auto it = ep.regs.find(fd);
+    if (it == ep.regs.end()) continue;  // deleted since it was queued
+    Obj::Reg& reg = it->second;
+    if (n >= max) {
+      q[keep++] = fd;
+      continue;
+    }
+    uint32_t r = reg.disabled ? 0 : readiness_locked(*reg.target) & (reg.events | EPOLLERR | EPOLLHUP);
+    if (r == 0 || ((reg.events & EPOLLET) && reg.target->gen == reg.seen_gen)) {
+      reg.queued = false;
+      continue;
     }
     n++;
+    if (!consume) {
+      q[keep++] = fd;
+      continue;
+    }
+    evs[n - 1].events = r;
+    evs[n - 1].data = reg.data;
+    if (reg.events & EPOLLET) reg.seen_gen = reg.target->gen;
+    if (reg.events & EPOLLONESHOT) reg.disabled = true;
+    if (reg.events & (EPOLLET | EPOLLONESHOT)) {
+      reg.queued = false;
+    } else {
+      if (lt_reported) *lt_reported = true;
+      tail.push_back(fd);
+    }
   }
-  if (consume) ep.rr = last;
+  q.resize(keep);
+  q.insert(q.end(), tail.begin(), tail.end());
   return n;
 }
 

@@ -241,9 +241,25 @@ void Runtime::on_event(void* cookie) {
   signal_locked(*static_cast<Obj*>(cookie), 0);
 }
 
+void Runtime::drop_reg_locked(Obj& ep, int fd) {
+  if (ep.regs.erase(fd) == 0) return;
+  // Keeps "queued" and "on the list once" the same thing for a re-added fd.
+  auto& q = ep.ready;
+  q.erase(std::remove(q.begin(), q.end(), fd), q.end());
+}
+
+void Runtime::enqueue_locked(Obj& ep, int fd) {
+  auto it = ep.regs.find(fd);
+  if (it == ep.regs.end() || it->second.queued) return;
+  it->second.queued = true;
+  ep.ready.push_back(fd);
+}
+
 void Runtime::signal_locked(Obj& o, int depth) {
   o.gen++;
-  for (Obj* ep : o.watchers) {
+  for (const Obj::Watch& w : o.watchers) {
+    Obj* ep = w.ep;
+    enqueue_locked(*ep, w.fd);
     // An epoll instance inside another is itself an event source for the
     // outer one (its gen drives EPOLLET there); nesting is at most
     // kMaxEpollNests deep (epoll_ctl refuses deeper, as Linux's ELOOP).
@@ -380,14 +396,15 @@ void Runtime::detach_locked(Obj& o) {
   if (o.kind == Obj::Kind::Epoll) {
     for (auto& [fd, reg] : o.regs) {
       auto& w = reg.target->watchers;
-      w.erase(std::remove(w.begin(), w.end(), &o), w.end());
+      w.erase(std::remove_if(w.begin(), w.end(), [&](const Obj::Watch& x) { return x.ep == &o; }), w.end());
     }
     o.regs.clear();
-    for (Obj* ep : o.watchers) ep->regs.erase(o.fd);  // nested in another instance
+    o.ready.clear();
+    for (const Obj::Watch& w : o.watchers) drop_reg_locked(*w.ep, w.fd);  // nested in another instance
     o.watchers.clear();
     return;
   }
-  for (Obj* ep : o.watchers) ep->regs.erase(o.fd);
+  for (const Obj::Watch& w : o.watchers) drop_reg_locked(*w.ep, w.fd);
   o.watchers.clear();
   Instant now = Engine::clock_now();
   if (o.tcp) {
@@ -577,7 +594,7 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
   if (o->udp) {
     if (sin.sin_family == AF_UNSPEC) {
       o->udp->disconnect();
-      o->gen++;
+      signal_locked(*o, 0);
       kick_locked();
       return 0;
     }
@@ -608,7 +625,7 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
       o->tcp = t;
     }
     o->ss = Obj::Ss::Unconnected;
-    o->gen++;
+    signal_locked(*o, 0);
     e_.after_call_locked();
     kick_locked();
     return 0;
@@ -660,7 +677,7 @@ int Runtime::shutdown(int fd, int how) {
   if (o->udp) {
     o->shut_rd |= rd;
     o->shut_wr |= wr;
-    o->gen++;
+    signal_locked(*o, 0);
     kick_locked();
     if (!o->udp->remote()) return fail(ENOTCONN);
     return 0;

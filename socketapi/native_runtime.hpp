@@ -188,6 +188,10 @@ class Runtime {
   ssize_t do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, sockaddr* from, socklen_t* fromlen,
                   int* msg_flags, CmsgWriter* cmsgs = nullptr);
   uint32_t readiness_locked(Obj& o);
+  // Puts registration `fd` of epoll instance `ep` on its ready list.
+  void enqueue_locked(Obj& ep, int fd);
+  // Removes registration `fd` from epoll instance `ep` and its ready list.
+  void drop_reg_locked(Obj& ep, int fd);
   // *lt_reported: a level-triggered registration was reported (it stays ready).
   int epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consume, bool* lt_reported = nullptr);
   // Engine::wait_locked, counted so that local state changes can wake waiters.

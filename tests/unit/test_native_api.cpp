@@ -2,6 +2,8 @@
 // in-memory device pair: return values and errno as Linux gives them.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -762,6 +764,64 @@ TEST(NativeEpoll, LevelEdgeOneshot) {
   EXPECT_EQ(p.b->close(s), 0);
   EXPECT_EQ(p.b->epoll_wait(ep, out, 4, 0), 0);
   EXPECT_EQ(p.b->close(ep), 0);
+}
+
+// The ready list (Linux's rdllist): ready level-triggered registrations take
+// turns when `max` is smaller than their number; a drained one is no longer
+// reported; a delete and re-add while queued reports once; a readiness
+// change made by a call (UDP shutdown), not by the stack, is seen too.
+TEST(NativeEpoll, ReadyListRotatesDropsDrainedAndSeesCallChanges) {
+  NativePair p;
+  int ep = p.b->epoll_create1(0);
+  ASSERT_GE(ep, 0);
+  int cs[3], ss[3];
+  for (int i = 0; i < 3; ++i) {
+    auto [c, s] = p.connected(static_cast<uint16_t>(120 + i));
+    cs[i] = c;
+    ss[i] = s;
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u32 = static_cast<uint32_t>(i);
+    ASSERT_EQ(p.b->epoll_ctl(ep, EPOLL_CTL_ADD, s, &e), 0);
+  }
+  epoll_event out[4];
+  EXPECT_EQ(p.b->epoll_wait(ep, out, 4, 0), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p.a->send(cs[i], "x", 1, 0), 1);
+  for (int tries = 0; tries < 200 && p.b->epoll_wait(ep, out, 4, 50) < 3; ++tries) {
+  }
+  ASSERT_EQ(p.b->epoll_wait(ep, out, 4, 0), 3);
+  std::set<uint32_t> seen;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(p.b->epoll_wait(ep, out, 1, 0), 1);
+    seen.insert(out[0].data.u32);
+  }
+  EXPECT_EQ(seen.size(), 3u) << "three calls with max 1 report the three sockets in turn";
+  char buf[8];
+  ASSERT_EQ(p.b->recv(ss[0], buf, sizeof buf, 0), 1);
+  ASSERT_EQ(p.b->epoll_wait(ep, out, 4, 0), 2);
+  for (int i = 0; i < 2; ++i) EXPECT_NE(out[i].data.u32, 0u);
+  epoll_event e{};
+  e.events = EPOLLIN;
+  e.data.u32 = 1;
+  ASSERT_EQ(p.b->epoll_ctl(ep, EPOLL_CTL_DEL, ss[1], nullptr), 0);
+  ASSERT_EQ(p.b->epoll_ctl(ep, EPOLL_CTL_ADD, ss[1], &e), 0);
+  ASSERT_EQ(p.b->epoll_wait(ep, out, 4, 0), 2) << "re-added while queued: reported once";
+  EXPECT_NE(out[0].data.u32, out[1].data.u32);
+  // A bound UDP socket with nothing to read is not ready; shutdown(SHUT_RD)
+  // makes it readable (datagram_poll) without any stack event.
+  int u = p.b->socket(AF_INET, SOCK_DGRAM, 0);
+  auto sin = sin_of(kB, 4999);
+  ASSERT_EQ(p.b->bind(u, sa(sin), sizeof sin), 0);
+  e.data.u32 = 7;
+  ASSERT_EQ(p.b->epoll_ctl(ep, EPOLL_CTL_ADD, u, &e), 0);
+  ASSERT_EQ(p.b->recv(ss[1], buf, sizeof buf, 0), 1);
+  ASSERT_EQ(p.b->recv(ss[2], buf, sizeof buf, 0), 1);
+  EXPECT_EQ(p.b->epoll_wait(ep, out, 4, 0), 0);
+  EXPECT_EQ(p.b->shutdown(u, SHUT_RD), -1);  // not connected: ENOTCONN, yet shut down (Linux)
+  ASSERT_EQ(p.b->epoll_wait(ep, out, 4, 0), 1);
+  EXPECT_EQ(out[0].data.u32, 7u);
+  p.b->close(u);
+  p.b->close(ep);
 }
 
 TEST(NativeEpoll, WakesBlockedWaiterOnAccept) {
