@@ -406,10 +406,9 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   int c = companion_for(epfd, op == EPOLL_CTL_ADD);
   if (c < 0) {
     if (op == EPOLL_CTL_ADD) return -1;
-    // Never added here. An epoll descriptor answers ENOENT, anything else EINVAL.
-    epoll_event probe{};
-    if (real::epoll_ctl(epfd, EPOLL_CTL_MOD, epfd, &probe) < 0 && errno == EINVAL) return fail(EINVAL);
-    return fail(ENOENT);
+    // Never added here. An epoll descriptor answers ENOENT, anything else EINVAL
+    // (do_epoll_ctl: !is_file_epoll).
+    return fail(is_epoll_fd(epfd) ? ENOENT : EINVAL);
   }
   int rc;
   {

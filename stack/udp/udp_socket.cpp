@@ -75,11 +75,25 @@ Status<SockError> UdpSocket::connect(Endpoint remote) {
   if (!autobind(remote)) return unexpected(SockError::WouldBlock);  // Linux: EAGAIN
   auto src = ip.source_for(remote.addr);
   if (!src) return unexpected(SockError::NetUnreachable);
-  // ip4_datagram_connect: a broadcast peer needs SO_BROADCAST.
+  if (!has_route_for_group(remote.addr, nullptr)) return unexpected(SockError::NetUnreachable);
+  // ip4_datagram_connect: a broadcast peer needs SO_BROADCAST, checked here
+  // once; sends then use the connected route (udp_sendmsg does not re-check).
   if (ip.is_broadcast(remote.addr) && !broadcast_) return unexpected(SockError::AccessDenied);
   if (!bind_addr_locked_) local_.addr = *src;
   remote_ = remote;
   return {};
+}
+
+bool UdpSocket::has_route_for_group(Ipv4Addr dst, const TxOverrides* ov) const {
+  // ip_route_output_key_hash: limited broadcast and multicast leave through
+  // the device of a given source address (bind(), IP_PKTINFO); without one
+  // they need a route like any other destination (fib_lookup: here only the
+  // default gateway covers them), else ENETUNREACH before the EACCES check.
+  if (!dst.is_broadcast() && !dst.is_multicast()) return true;
+  const IpLayer& ip = layer_.ip_;
+  const bool named_src = (!local_.addr.is_unspecified() && ip.is_local(local_.addr)) ||
+                         (ov != nullptr && ov->src && !ov->src->is_unspecified());
+  return named_src || ip.next_hop(dst).has_value();
 }
 
 void UdpSocket::disconnect() {
@@ -114,16 +128,11 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
 
   auto route_src = ip.source_for(to.addr);
   if (!route_src) return unexpected(SockError::NetUnreachable);
-  // ip_route_output_key_hash: limited broadcast and multicast leave through
-  // the device of a given source address (bind(), IP_PKTINFO); without one
-  // they need a route like any other destination (fib_lookup: here only the
-  // default gateway covers them), else ENETUNREACH before the EACCES check.
-  if (to.addr.is_broadcast() || to.addr.is_multicast()) {
-    const bool named_src = (!local_.addr.is_unspecified() && ip.is_local(local_.addr)) ||
-                           (ov != nullptr && ov->src && !ov->src->is_unspecified());
-    if (!named_src && !ip.next_hop(to.addr)) return unexpected(SockError::NetUnreachable);
-  }
-  if (ip.is_broadcast(to.addr) && !broadcast_) return unexpected(SockError::AccessDenied);
+  // udp_sendmsg: without a msg_name the connected route is used as it is
+  // (connect() checked it); with one, a fresh route lookup checks it again.
+  const bool fresh_route = dst.has_value();
+  if (fresh_route && !has_route_for_group(to.addr, ov)) return unexpected(SockError::NetUnreachable);
+  if (fresh_route && ip.is_broadcast(to.addr) && !broadcast_) return unexpected(SockError::AccessDenied);
   Ipv4Addr src = local_.addr.is_unspecified() || ip.is_broadcast(local_.addr) || local_.addr.is_multicast()
                      ? *route_src
                      : local_.addr;

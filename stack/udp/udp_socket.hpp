@@ -68,6 +68,9 @@ class UdpSocket {
     std::optional<uint8_t> ttl;
     std::optional<uint8_t> tos;
   };
+  // False when dst (limited broadcast, multicast) has no route: no named
+  // source address and no default gateway.
+  bool has_route_for_group(Ipv4Addr dst, const TxOverrides* ov) const;
   // sendto(2)/send(2). dst overrides the connected peer.
   Expected<size_t, SockError> send_to(Instant now, Bytes payload, std::optional<Endpoint> dst = std::nullopt,
                                       const TxOverrides* ov = nullptr);

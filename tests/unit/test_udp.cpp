@@ -274,6 +274,24 @@ TEST_F(UdpFixture, LimitedBroadcastUnboundNeedsARoute) {
   EXPECT_EQ(sink2.eth()->hdr.dst, MacAddr::broadcast());
 }
 
+// ip4_datagram_connect checks SO_BROADCAST once; sends then use the connected
+// route (udp_sendmsg without msg_name): clearing SO_BROADCAST afterwards does
+// not stop send(), while a sendto() naming the address looks the route up again.
+TEST_F(UdpFixture, ConnectedBroadcastKeepsItsRoute) {
+  UdpSocket* s = bound(7000, kOurIp);
+  EXPECT_EQ(s->connect({kSubnetBcast, 67}).error(), SockError::AccessDenied);
+  s->set_broadcast(true);
+  ASSERT_TRUE(s->connect({kSubnetBcast, 67}).has_value());
+  s->set_broadcast(false);
+  EXPECT_TRUE(s->send(at_ms(0), bytes_of("x")).has_value());
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of("x"), Endpoint{kSubnetBcast, 67}).error(), SockError::AccessDenied);
+  EXPECT_EQ(sink.size(), 1u);
+  // Unbound, with no default route, a limited-broadcast connect has no route.
+  UdpSocket* u = udp.open();
+  u->set_broadcast(true);
+  EXPECT_EQ(u->connect({Ipv4Addr::broadcast(), 67}).error(), SockError::NetUnreachable);
+}
+
 TEST_F(UdpFixture, MessageSizeLimitAndFragmentation) {
   UdpSocket* s = bound(7000);
   std::vector<uint8_t> big(65508, 0x5a);
