@@ -302,7 +302,7 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
   if (level == IPPROTO_IP) {
     const bool recv_flag =
         name == IP_PKTINFO || name == IP_RECVTTL || name == IP_RECVTOS || name == IP_RECVORIGDSTADDR;
-    if (name != IP_TOS && name != IP_TTL && !recv_flag) return fail(ENOPROTOOPT);
+    if (name != IP_TOS && name != IP_TTL && name != IP_MTU_DISCOVER && !recv_flag) return fail(ENOPROTOOPT);
     // ip_setsockopt: an int, or a single byte when shorter.
     if (len >= sizeof(int)) {
       if (val == nullptr) return fail(EFAULT);
@@ -310,6 +310,14 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
     } else if (len >= 1) {
       if (val == nullptr) return fail(EFAULT);
       iv = *static_cast<const unsigned char*>(val);
+    }
+    if (name == IP_MTU_DISCOVER) {
+      // ip_setsockopt: IP_PMTUDISC_DONT (0) ... IP_PMTUDISC_OMIT (5).
+      if (len < 1) return fail(EINVAL);
+      if (iv < IP_PMTUDISC_DONT || iv > IP_PMTUDISC_OMIT) return fail(EINVAL);
+      if (t) t->options().pmtudisc = static_cast<uint8_t>(iv);
+      else u->set_pmtudisc(static_cast<uint8_t>(iv));
+      return 0;
     }
     if (recv_flag) {
       // Ancillary data for recvmsg (native_cmsg.hpp); any length, 0 bytes
@@ -510,7 +518,15 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
     else if (name == IP_RECVTTL) v = o->cm.ttl;
     else if (name == IP_RECVTOS) v = o->cm.tos;
     else if (name == IP_RECVORIGDSTADDR) v = o->cm.origdst;
-    else if (name == IP_MTU) {
+    else if (name == IP_MTU_DISCOVER) v = t ? t->options().pmtudisc : u->pmtudisc();
+    // Multicast is not implemented (setting these on a used socket is
+    // ENOPROTOOPT; a fresh one is handed to the kernel): reading them gives
+    // Linux's defaults, which is what such a socket has.
+    else if (name == IP_MULTICAST_TTL || name == IP_MULTICAST_LOOP || name == IP_MULTICAST_ALL) v = 1;
+    else if (name == IP_MULTICAST_IF) {
+      in_addr any{};  // inet->mc_addr; Linux copies at most an in_addr
+      return put(&any, sizeof any);
+    } else if (name == IP_MTU) {
       // The path MTU of the connected route; no route yet: ENOTCONN.
       bool routed = t ? (t->state() != TcpState::Closed && t->state() != TcpState::Listen) : u->remote().has_value();
       if (!routed) return fail(ENOTCONN);

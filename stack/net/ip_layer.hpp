@@ -52,6 +52,8 @@ class IpLayer final : public IpOutput, public ArpFailureObserver {
   uint16_t path_mtu(Ipv4Addr dst) const override;
   std::optional<Ipv4Addr> source_for(Ipv4Addr dst) const override;
   bool is_local(Ipv4Addr a) const override { return a == cfg_.addr.addr; }
+  // The interface MTU (IP_PMTUDISC_PROBE/INTERFACE/OMIT ignore learned PMTUs).
+  uint16_t device_mtu() const { return cfg_.mtu; }
 
   // ---- input ---------------------------------------------------------------
   // An IPv4 packet (Ethernet payload). `link_broadcast`: it arrived in a frame

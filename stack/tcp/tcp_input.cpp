@@ -687,7 +687,10 @@ void TcpSocket::on_icmp_error(Instant now, uint8_t type, uint8_t code, uint16_t 
   if (state_ != TcpState::SynSent && !(seq >= snd_una_ && seq < snd_nxt_)) return;
   if (type == icmptype::kDestUnreachable && code == icmpcode::kFragNeeded) {
     // RFC 1191: lower the MSS and resend what did not fit, without treating it as congestion.
-    if (mtu >= 68 && mtu < pmtu_) {
+    // tcp_v4_mtu_reduced: not under IP_PMTUDISC_DONT, nor where
+    // ip_sk_accept_pmtu refuses (INTERFACE, OMIT).
+    const bool accept = opt_.pmtudisc != 0 && opt_.pmtudisc != 4 && opt_.pmtudisc != 5;
+    if (accept && mtu >= 68 && mtu < pmtu_) {
       layer_.counters().tcp_pmtu_updates++;
       compute_mss(std::max<uint16_t>(mtu, 552));
       if (recovery_ == Recovery::None && snd_una_ != snd_nxt_) {

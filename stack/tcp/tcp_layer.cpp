@@ -255,10 +255,10 @@ void TcpLayerImpl::stop_listening(TcpSocket* s) {
 // ---- output ------------------------------------------------------------------
 
 bool TcpLayerImpl::output(Instant now, Ipv4Addr src, Ipv4Addr dst, const TcpRepr& hdr,
-                          const std::array<Bytes, 2>& payload, uint8_t tos, uint8_t ttl) {
+                          const std::array<Bytes, 2>& payload, uint8_t tos, uint8_t ttl, bool df) {
   const size_t plen = payload[0].size() + payload[1].size();
   const size_t hlen = kTcpMinHeaderLen + tcp_options_len(hdr.opts);
-  IpTxParams p{src, dst, ipproto::kTcp, ttl ? ttl : cfg_.default_ttl, tos, /*dont_frag=*/true};
+  IpTxParams p{src, dst, ipproto::kTcp, ttl ? ttl : cfg_.default_ttl, tos, df};
   MutBytes buf = ip_.begin(now, p, hlen + plen);
   if (buf.empty()) return false;
   if (!payload[0].empty()) std::memcpy(buf.data() + hlen, payload[0].data(), payload[0].size());
@@ -395,7 +395,7 @@ void TcpLayerImpl::on_syn_for_listener(Instant now, TcpSocket* l, const Ipv4Pack
     }
     counters_.tcp_syncookies_sent++;
     l->cookie_sent_at_ = now;
-    output(now, ip.hdr.dst, ip.hdr.src, r, {}, l->opt_.tos, l->opt_.ttl);
+    output(now, ip.hdr.dst, ip.hdr.src, r, {}, l->opt_.tos, l->opt_.ttl, l->ip_df());
     return;
   }
   TcpSocket* c = make_child(l, ip, seg);

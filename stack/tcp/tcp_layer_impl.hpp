@@ -56,8 +56,9 @@ class TcpLayerImpl {
 
   // Writes one segment. `payload` is up to two spans (from a ByteRing).
   // Returns false if the packet could not be queued (it is then lost).
+  // df: the IP DF bit (ip_dont_fragment: IP_PMTUDISC_WANT or DO).
   bool output(Instant now, Ipv4Addr src, Ipv4Addr dst, const TcpRepr& hdr,
-              const std::array<Bytes, 2>& payload, uint8_t tos, uint8_t ttl);
+              const std::array<Bytes, 2>& payload, uint8_t tos, uint8_t ttl, bool df = true);
   // RST in reply to `seg` (RFC 9293 3.10.7.1), used for segments that match no socket.
   void send_reset_reply(Instant now, Ipv4Addr src, Ipv4Addr dst, const TcpRepr& seg);
   // RFC 5961 7: at most challenge_ack_limit challenge ACKs per second, stack-wide.

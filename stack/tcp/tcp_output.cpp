@@ -102,7 +102,7 @@ void TcpSocket::send_segment(Instant now, Seq seq, uint8_t flags, uint32_t data_
   build_options(h.opts, flags, now);
   std::array<Bytes, 2> payload{};
   if (len) payload = snd_buf_.segments(data_off, len);
-  if (!layer_.output(now, local_.addr, remote_.addr, h, payload, opt_.tos, opt_.ttl)) return;
+  if (!layer_.output(now, local_.addr, remote_.addr, h, payload, opt_.tos, opt_.ttl, ip_df())) return;
   stats_.segs_out++;
   if (len) {
     stats_.data_segs_out++;
@@ -141,7 +141,7 @@ void TcpSocket::send_syn(Instant now, bool with_ack) {
   h.window = static_cast<uint16_t>(wnd);
   rcv_adv_ = rcv_nxt_ + wnd;
   build_options(h.opts, h.flags, now);
-  if (layer_.output(now, local_.addr, remote_.addr, h, {}, opt_.tos, opt_.ttl)) stats_.segs_out++;
+  if (layer_.output(now, local_.addr, remote_.addr, h, {}, opt_.tos, opt_.ttl, ip_df())) stats_.segs_out++;
   if (with_ack) last_ack_sent_ = rcv_nxt_;
   if (!rtt_pending_ && retries_ == 0 && synack_retries_ == 0) {
     rtt_pending_ = true;
@@ -167,7 +167,7 @@ void TcpSocket::send_rst(Instant now) {
   h.flags = tcpflag::kRst | tcpflag::kAck;
   h.window = 0;
   if (ts_ok_) h.opts.ts = TcpTimestamps{ts_now(now), ts_recent_};
-  if (layer_.output(now, local_.addr, remote_.addr, h, {}, opt_.tos, opt_.ttl)) {
+  if (layer_.output(now, local_.addr, remote_.addr, h, {}, opt_.tos, opt_.ttl, ip_df())) {
     layer_.counters().tcp_out_rsts++;
     stats_.segs_out++;
   }

@@ -57,6 +57,7 @@ struct TcpSocketOptions {
   uint16_t user_mss = 0;      // TCP_MAXSEG before connect (0: from MTU)
   Duration defer_accept{0};   // TCP_DEFER_ACCEPT
   uint8_t tos = 0;            // IP_TOS
+  uint8_t pmtudisc = 1;       // IP_MTU_DISCOVER (IP_PMTUDISC_WANT)
   uint8_t ttl = 0;            // IP_TTL (0: stack default)
   uint32_t rcvlowat = 1;      // SO_RCVLOWAT
   uint32_t syn_count = 0;     // TCP_SYNCNT (0: stack default)
@@ -160,6 +161,8 @@ class TcpSocket {
     opt_.notsent_lowat = bytes;
     notify();
   }
+  // ip_dont_fragment: DF under IP_PMTUDISC_WANT and DO only.
+  bool ip_df() const { return opt_.pmtudisc == 1 || opt_.pmtudisc == 2; }
   uint32_t notsent_lowat() const { return opt_.notsent_lowat ? opt_.notsent_lowat : UINT32_MAX; }
   // TCP_WINDOW_CLAMP (Linux tcp_set_window_clamp): 0 is allowed only on a
   // closed socket (InvalidArgument otherwise); other values are raised to

@@ -163,9 +163,19 @@ Expected<size_t, SockError> UdpSocket::send_to(Instant now, Bytes payload, std::
   // IP_MULTICAST_TTL defaults to 1; unicast and broadcast use IP_TTL (an
   // IP_TTL cmsg overrides both: ip_setup_cork takes ipc->ttl first).
   p.ttl = ov != nullptr && ov->ttl ? *ov->ttl : to.addr.is_multicast() ? 1 : ttl();
-  // IP_PMTUDISC_WANT (Linux's default for UDP): DF on datagrams that fit the
-  // path MTU; larger ones are fragmented locally without DF.
-  p.dont_frag = kIpv4MinHeaderLen + l4_len <= ip.path_mtu(to.addr);
+  // IP_MTU_DISCOVER (__ip_append_data, __ip_make_skb): DO, PROBE and
+  // INTERFACE refuse what does not fit (EMSGSIZE), against the path MTU (DO)
+  // or the interface's (the others); DF on DO and PROBE, and under WANT (the
+  // default) on datagrams that fit the path MTU, larger ones being
+  // fragmented locally without DF; DONT and OMIT never set DF.
+  {
+    enum : uint8_t { kWant = 1, kDo = 2, kProbe = 3, kOmit = 5 };
+    const size_t ip_len = kIpv4MinHeaderLen + l4_len;
+    const uint16_t path = ip.path_mtu(to.addr);
+    const uint16_t mtu = pmtudisc_ >= kProbe ? ip.device_mtu() : path;
+    if (pmtudisc_ >= kDo && pmtudisc_ != kOmit && ip_len > mtu) return unexpected(SockError::MessageTooLong);
+    p.dont_frag = pmtudisc_ == kDo || pmtudisc_ == kProbe || (pmtudisc_ == kWant && ip_len <= path);
+  }
   MutBytes out = ip.begin(now, p, l4_len);
   if (out.empty()) {
     // No TX buffer or ARP queue space: the datagram is lost, which UDP

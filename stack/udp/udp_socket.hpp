@@ -119,6 +119,9 @@ class UdpSocket {
   void set_sndbuf(uint32_t bytes);
   uint32_t sndbuf() const { return sndbuf_; }
   void set_broadcast(bool on) { broadcast_ = on; }
+  // IP_MTU_DISCOVER (IP_PMTUDISC_DONT 0 ... OMIT 5; Linux's default WANT 1).
+  void set_pmtudisc(uint8_t mode) { pmtudisc_ = mode; }
+  uint8_t pmtudisc() const { return pmtudisc_; }
   bool broadcast() const { return broadcast_; }
   void set_reuseaddr(bool on) { reuseaddr_ = on; }
   bool reuseaddr() const { return reuseaddr_; }
@@ -211,6 +214,7 @@ class UdpSocket {
   bool reuseport_ = false;
   uint8_t tos_ = 0;
   int ttl_ = -1;
+  uint8_t pmtudisc_ = 1;  // IP_PMTUDISC_WANT
   bool recv_pktinfo_ = false;
   bool zc_frames_ = false;
 

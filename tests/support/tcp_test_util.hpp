@@ -25,6 +25,9 @@ struct TcpSocketTestAccess {
   static uint32_t ts_recent(const TcpSocket& s) { return s.ts_recent_; }
   static Duration rto(const TcpSocket& s) { return s.rtt_.rto(); }
   static size_t syn_queue_len(const TcpSocket& l) { return l.syn_q_len_; }
+  static void icmp_error(TcpSocket& s, Instant now, uint8_t type, uint8_t code, uint16_t mtu, Seq seq) {
+    s.on_icmp_error(now, type, code, mtu, seq);
+  }
 };
 
 namespace test {

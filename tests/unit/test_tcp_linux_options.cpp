@@ -4,6 +4,7 @@
 // (tcp_stream_memory_free) and TCP_WINDOW_CLAMP (tcp_set_window_clamp).
 #include <gtest/gtest.h>
 
+#include "stack/wire/icmp.hpp"
 #include "tests/support/tcp_test_util.hpp"
 
 namespace xs::test {
@@ -111,6 +112,27 @@ TEST(TcpWindowClamp, PassiveOpenScaleRespectsListenerClamp) {
       EXPECT_LE(sa.window, clamp);
     } else {
       EXPECT_GT(*sa.opts.wscale, 0);
+    }
+  }
+}
+
+// IP_MTU_DISCOVER on TCP (ip_dont_fragment): DF under WANT (default) and DO
+// only; under DONT an ICMP "fragmentation needed" does not lower the MSS.
+TEST(TcpIpMtuDiscover, DfFollowsModeAndDontIgnoresFragNeeded) {
+  for (uint8_t mode : {uint8_t{1}, uint8_t{0}}) {
+    Passive p;
+    p.s->options().pmtudisc = mode;
+    send_str(p.s, at_ms(10), "x");
+    p.h.expect_one();
+    ASSERT_FALSE(p.h.ip.params.empty());
+    EXPECT_EQ(p.h.ip.params.back().dont_frag, mode == 1) << "mode " << int(mode);
+    const uint16_t mss = p.s->maxseg();
+    TcpSocketTestAccess::icmp_error(*p.s, at_ms(11), icmptype::kDestUnreachable, icmpcode::kFragNeeded, 1000,
+                                    Seq(p.L(0)));
+    if (mode == 0) {
+      EXPECT_EQ(p.s->maxseg(), mss);
+    } else {
+      EXPECT_LT(p.s->maxseg(), mss);
     }
   }
 }

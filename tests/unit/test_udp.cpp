@@ -292,6 +292,27 @@ TEST_F(UdpFixture, ConnectedBroadcastKeepsItsRoute) {
   EXPECT_EQ(u->connect({Ipv4Addr::broadcast(), 67}).error(), SockError::NetUnreachable);
 }
 
+// IP_MTU_DISCOVER: DO refuses what exceeds the path MTU (EMSGSIZE) and sets
+// DF; DONT never sets DF and fragments; WANT (default) sets DF when it fits.
+TEST_F(UdpFixture, MtuDiscoverModes) {
+  UdpSocket* s = bound(7000);
+  EXPECT_EQ(s->pmtudisc(), 1);
+  std::string fits(1500 - 20 - 8, 'f'), over(1500 - 20 - 8 + 1, 'o');
+  s->set_pmtudisc(2);  // IP_PMTUDISC_DO
+  EXPECT_EQ(s->send_to(at_ms(0), bytes_of(over), Endpoint{kPeerIp, 9}).error(), SockError::MessageTooLong);
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of(fits), Endpoint{kPeerIp, 9}).has_value());
+  ASSERT_EQ(sink.size(), 1u);
+  EXPECT_TRUE(sink.ipv4(0)->hdr.dont_frag);
+  s->set_pmtudisc(0);  // IP_PMTUDISC_DONT
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of(fits), Endpoint{kPeerIp, 9}).has_value());
+  EXPECT_FALSE(sink.ipv4(1)->hdr.dont_frag);
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of(over), Endpoint{kPeerIp, 9}).has_value());
+  EXPECT_EQ(sink.size(), 4u) << "fragmented in two";
+  s->set_pmtudisc(5);  // IP_PMTUDISC_OMIT: fragments, never DF
+  ASSERT_TRUE(s->send_to(at_ms(0), bytes_of(over), Endpoint{kPeerIp, 9}).has_value());
+  EXPECT_EQ(sink.size(), 6u);
+}
+
 TEST_F(UdpFixture, MessageSizeLimitAndFragmentation) {
   UdpSocket* s = bound(7000);
   std::vector<uint8_t> big(65508, 0x5a);
