@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +83,14 @@ struct Runtime::Obj {
   // O(candidates), not O(registrations).
   std::vector<int> ready;
   int refs = 1;                  // descriptor numbers naming this object (dup_alias)
+  // Signal-driven I/O (F_SETOWN, F_SETOWN_EX, F_SETSIG, O_ASYNC / FIOASYNC):
+  // the owner (a process, -process group, or a thread), the signal (0: SIGIO)
+  // and the readiness last reported, so a change is signalled once.
+  bool async = false;
+  int owner = 0;
+  int owner_type = F_OWNER_PID;
+  int sigio = 0;
+  uint32_t async_seen = 0;
   bool wake = false;             // epoll: write fd when a target signals (epoll_set_wake)
   bool wake_pending = false;     // epoll: written since the last epoll_rearm_wake
 };

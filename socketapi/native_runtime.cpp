@@ -255,8 +255,52 @@ void Runtime::enqueue_locked(Obj& ep, int fd) {
   ep.ready.push_back(fd);
 }
 
+// sock_wake_async / sk_send_sigurg: with an owner, urgent data raises
+// SIGURG (whether or not O_ASYNC is set); with O_ASYNC, an event that leaves
+// the socket readable, in error or hung up, or newly writable raises SIGIO
+// (or the F_SETSIG signal, with si_fd and si_band when sent to ourselves).
+void Runtime::async_notify_locked(Obj& o) {
+  if (o.owner == 0 || o.kind == Obj::Kind::Epoll) return;
+  const uint32_t r = readiness_locked(o);
+  const uint32_t fresh = r & ~o.async_seen;
+  o.async_seen = r;
+  if ((fresh & ev::kPri) != 0) send_owner_signal(o, SIGURG, r);
+  if (!o.async) return;
+  if ((r & (ev::kErr | ev::kHup | ev::kIn | ev::kRdHup)) != 0 || (fresh & ev::kOut) != 0)
+    send_owner_signal(o, o.sigio ? o.sigio : SIGIO, r);
+}
+
+void Runtime::send_owner_signal(const Obj& o, int sig, uint32_t band) {
+  const pid_t self = ::getpid();
+  const bool to_self = (o.owner_type == F_OWNER_PID && o.owner == self) || o.owner_type == F_OWNER_TID;
+  if (sig != SIGIO && sig != SIGURG && to_self) {
+    // F_SETSIG: a queued signal carrying the descriptor and the poll band.
+    // The kernel lets a process queue a positive si_code (POLL_IN, ...) only
+    // from the receiving thread itself, and the stack's threads block every
+    // signal: si_code is SI_QUEUE, si_fd and si_band are as Linux fills them.
+    siginfo_t si{};
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_fd = o.fd;
+    si.si_band = static_cast<long>(band);
+    if (o.owner_type == F_OWNER_TID) {
+      if (::syscall(SYS_rt_tgsigqueueinfo, self, o.owner, sig, &si) == 0) return;
+    } else if (::syscall(SYS_rt_sigqueueinfo, self, sig, &si) == 0) {
+      return;
+    }
+  }
+  if (o.owner_type == F_OWNER_TID) {
+    ::syscall(SYS_tgkill, self, o.owner, sig);
+  } else if (o.owner_type == F_OWNER_PGRP) {
+    ::kill(-o.owner, sig);
+  } else {
+    ::kill(o.owner, sig);  // a negative owner (F_SETOWN -pgrp) names the group
+  }
+}
+
 void Runtime::signal_locked(Obj& o, int depth) {
   o.gen++;
+  if (o.owner != 0) async_notify_locked(o);
   for (const Obj::Watch& w : o.watchers) {
     Obj* ep = w.ep;
     enqueue_locked(*ep, w.fd);
@@ -737,13 +781,58 @@ int Runtime::getpeername(int fd, sockaddr* addr, socklen_t* len) {
   return 0;
 }
 
+int Runtime::set_owner_locked(Obj& o, int type, int pid) {
+  // f_setown / f_setown_ex: the owner must exist (ESRCH); 0 clears it.
+  if (pid != 0) {
+    const int probe = type == F_OWNER_TID ? static_cast<int>(::syscall(SYS_tgkill, ::getpid(), pid, 0))
+                      : type == F_OWNER_PGRP ? ::kill(-pid, 0)
+                                             : ::kill(pid, 0);
+    if (probe != 0 && errno == ESRCH) return fail(ESRCH);
+  }
+  o.owner = pid;
+  o.owner_type = type;
+  o.async_seen = readiness_locked(o);  // signal changes from now on
+  return 0;
+}
+
 int Runtime::fcntl(int fd, int cmd, long arg) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(fd);
   if (!o) return fail(EBADF);
   switch (cmd) {
-    case F_GETFL: return O_RDWR | (o->nonblock ? O_NONBLOCK : 0);
-    case F_SETFL: o->nonblock = (arg & O_NONBLOCK) != 0; return 0;
+    case F_GETFL: return O_RDWR | (o->nonblock ? O_NONBLOCK : 0) | (o->async ? O_ASYNC : 0);
+    case F_SETFL:
+      o->nonblock = (arg & O_NONBLOCK) != 0;
+      o->async = (arg & O_ASYNC) != 0;
+      return 0;
+    case F_SETOWN: {
+      // A negative value names a process group (f_setown).
+      const int who = static_cast<int>(arg);
+      if (who < 0) {
+        if (who == INT_MIN) return fail(EINVAL);
+        return set_owner_locked(*o, F_OWNER_PGRP, -who);
+      }
+      return set_owner_locked(*o, F_OWNER_PID, who);
+    }
+    case F_GETOWN: return o->owner_type == F_OWNER_PGRP ? -o->owner : o->owner;
+    case F_SETOWN_EX: {
+      auto* ex = reinterpret_cast<const f_owner_ex*>(arg);
+      if (ex == nullptr) return fail(EFAULT);
+      if (ex->type != F_OWNER_TID && ex->type != F_OWNER_PID && ex->type != F_OWNER_PGRP) return fail(EINVAL);
+      return set_owner_locked(*o, ex->type, ex->pid);
+    }
+    case F_GETOWN_EX: {
+      auto* ex = reinterpret_cast<f_owner_ex*>(arg);
+      if (ex == nullptr) return fail(EFAULT);
+      ex->type = static_cast<__pid_type>(o->owner_type);
+      ex->pid = o->owner;
+      return 0;
+    }
+    case F_SETSIG:
+      if (arg < 0 || arg > _NSIG) return fail(EINVAL);  // valid_signal
+      o->sigio = static_cast<int>(arg);
+      return 0;
+    case F_GETSIG: return o->sigio;
     case F_GETFD: return o->cloexec ? FD_CLOEXEC : 0;
     case F_SETFD: o->cloexec = (arg & FD_CLOEXEC) != 0; return 0;
     default: return fail(EINVAL);
@@ -773,6 +862,24 @@ int Runtime::ioctl(int fd, unsigned long req, void* arg) {
       o->nonblock = v != 0;
       return 0;
     }
+    case FIOASYNC:  // ioctl_fioasync: O_ASYNC
+      std::memcpy(&v, arg, sizeof v);
+      o->async = v != 0;
+      return 0;
+    case FIOSETOWN:
+    case SIOCSPGRP: {  // sock_ioctl: f_setown
+      std::memcpy(&v, arg, sizeof v);
+      if (v < 0) {
+        if (v == INT_MIN) return fail(EINVAL);
+        return set_owner_locked(*o, F_OWNER_PGRP, -v);
+      }
+      return set_owner_locked(*o, F_OWNER_PID, v);
+    }
+    case FIOGETOWN:
+    case SIOCGPGRP:
+      v = o->owner_type == F_OWNER_PGRP ? -o->owner : o->owner;
+      std::memcpy(arg, &v, sizeof v);
+      return 0;
     case FIONREAD:
     case SIOCOUTQ:
     case SIOCOUTQNSD: break;

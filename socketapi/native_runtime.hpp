@@ -190,6 +190,9 @@ class Runtime {
   uint32_t readiness_locked(Obj& o);
   // Puts registration `fd` of epoll instance `ep` on its ready list.
   void enqueue_locked(Obj& ep, int fd);
+  void async_notify_locked(Obj& o);
+  void send_owner_signal(const Obj& o, int sig, uint32_t band);
+  int set_owner_locked(Obj& o, int type, int pid);
   // Removes registration `fd` from epoll instance `ep` and its ready list.
   void drop_reg_locked(Obj& ep, int fd);
   // *lt_reported: a level-triggered registration was reported (it stays ready).

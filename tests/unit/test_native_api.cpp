@@ -2,6 +2,7 @@
 // in-memory device pair: return values and errno as Linux gives them.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
 
 #include <arpa/inet.h>
@@ -826,6 +827,64 @@ TEST(NativeEpoll, ReadyListRotatesDropsDrainedAndSeesCallChanges) {
   EXPECT_EQ(out[0].data.u32, 7u);
   p.b->close(u);
   p.b->close(ep);
+}
+
+std::atomic<int> g_sigio{0}, g_sigurg{0}, g_rt_fd{-1};
+void on_sigio(int) { g_sigio++; }
+void on_sigurg(int) { g_sigurg++; }
+void on_rt(int, siginfo_t* si, void*) { g_rt_fd = si->si_fd; }
+
+// Signal-driven I/O: F_SETOWN + O_ASYNC raise SIGIO when data arrives;
+// urgent data raises SIGURG for an owner even without O_ASYNC; F_SETSIG
+// queues the chosen signal with si_fd; a missing owner is ESRCH.
+TEST(NativeAsync, SetownAsyncSigioSigurgAndSetsig) {
+  NativePair p;
+  auto [c, s] = p.connected(131);
+  struct sigaction sa {}, old_io {}, old_urg {}, old_rt {};
+  sa.sa_handler = on_sigio;
+  sigaction(SIGIO, &sa, &old_io);
+  sa.sa_handler = on_sigurg;
+  sigaction(SIGURG, &sa, &old_urg);
+  struct sigaction rt {};
+  rt.sa_sigaction = on_rt;
+  rt.sa_flags = SA_SIGINFO;
+  sigaction(SIGRTMIN + 1, &rt, &old_rt);
+  auto wait_for = [](std::atomic<int>& v, int want) {
+    for (int i = 0; i < 2000 && v.load() != want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return v.load();
+  };
+  EXPECT_EQ(p.b->fcntl(s, F_SETOWN, 999999999), -1);
+  EXPECT_EQ(errno, ESRCH);
+  ASSERT_EQ(p.b->fcntl(s, F_SETOWN, getpid()), 0);
+  EXPECT_EQ(p.b->fcntl(s, F_GETOWN, 0), getpid());
+  // Owner only: urgent data signals SIGURG, ordinary data nothing.
+  g_sigio = 0;
+  g_sigurg = 0;
+  ASSERT_EQ(p.a->send(c, "u", 1, MSG_OOB), 1);
+  EXPECT_EQ(wait_for(g_sigurg, 1), 1);
+  char buf[8];
+  ASSERT_EQ(p.b->recv(s, buf, 1, MSG_OOB), 1);
+  ASSERT_EQ(p.a->send(c, "d", 1, 0), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(g_sigio.load(), 0);
+  ASSERT_EQ(p.b->recv(s, buf, sizeof buf, 0), 1);
+  // O_ASYNC: data raises SIGIO.
+  ASSERT_EQ(p.b->fcntl(s, F_SETFL, O_ASYNC | O_NONBLOCK), 0);
+  EXPECT_EQ(p.b->fcntl(s, F_GETFL, 0) & (O_ASYNC | O_NONBLOCK), O_ASYNC | O_NONBLOCK);
+  ASSERT_EQ(p.a->send(c, "e", 1, 0), 1);
+  EXPECT_GE(wait_for(g_sigio, 1), 1);
+  ASSERT_EQ(p.b->recv(s, buf, sizeof buf, 0), 1);
+  // F_SETSIG: the queued signal names the descriptor.
+  ASSERT_EQ(p.b->fcntl(s, F_SETSIG, SIGRTMIN + 1), 0);
+  EXPECT_EQ(p.b->fcntl(s, F_GETSIG, 0), SIGRTMIN + 1);
+  g_rt_fd = -1;
+  ASSERT_EQ(p.a->send(c, "f", 1, 0), 1);
+  EXPECT_EQ(wait_for(g_rt_fd, s), s);
+  ASSERT_EQ(p.b->fcntl(s, F_SETOWN, 0), 0);
+  EXPECT_EQ(p.b->fcntl(s, F_GETOWN, 0), 0);
+  sigaction(SIGIO, &old_io, nullptr);
+  sigaction(SIGURG, &old_urg, nullptr);
+  sigaction(SIGRTMIN + 1, &old_rt, nullptr);
 }
 
 TEST(NativeEpoll, WakesBlockedWaiterOnAccept) {
