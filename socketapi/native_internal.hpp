@@ -63,6 +63,7 @@ struct Runtime::Obj {
   bool oobinline = false;  // SO_OOBINLINE of a UDP socket (TCP keeps it in TcpSocketOptions)
   int linger_s = 0;
   int rcvlowat = 1;
+  int peek_off = -1;  // SO_PEEK_OFF: where MSG_PEEK starts; -1: off (sk_peek_off)
   // SO_PRIORITY (and IP_TOS's mapping to it). Linux uses it to pick a queue
   // in the qdisc; AF_XDP TX has one ring and no qdisc, as a veth has none
   // (noqueue), so it orders nothing here either: kept and reported.

@@ -257,8 +257,10 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       buf = tmp.data();
     }
     Expected<UdpRecv, SockError> r = unexpected(SockError::WouldBlock);
+    // SO_PEEK_OFF: a peek starts there and moves it on; a read moves it back.
+    const size_t poff = peek && o->peek_off > 0 ? static_cast<size_t>(o->peek_off) : 0;
     for (;;) {
-      r = o->udp->recv_from(MutBytes(buf, total), peek);
+      r = o->udp->recv_from(MutBytes(buf, total), peek, poff);
       if (r || r.error() != SockError::WouldBlock) break;
       // SHUT_RD on UDP marks the socket readable (datagram_poll) yet recv
       // still waits for a datagram, as on Linux.
@@ -274,6 +276,10 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       if (ws != WaitStatus::Ready) return fail(EAGAIN);
     }
     if (!r) return fail(to_errno(r.error()));
+    if (o->peek_off >= 0) {
+      o->peek_off = peek ? o->peek_off + static_cast<int>(r->copied)
+                         : std::max(0, o->peek_off - static_cast<int>(r->datagram_len));
+    }
     if (!tmp.empty()) scatter(tmp.data(), r->copied, iov, iovcnt);
     if (int e = put_addr(r->from, from, fromlen)) return fail(e);
     if (msg_flags && r->datagram_len > r->copied) *msg_flags |= MSG_TRUNC;
@@ -319,7 +325,8 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
     if (copied > 0 && o->tcp->at_urgent_mark()) break;
     MutBytes out = trunc ? MutBytes(tmp.data(), std::min(scratch_len, total - copied))
                          : MutBytes(buf + copied, total - copied);
-    auto r = o->tcp->recv(Engine::clock_now(), out, peek);
+    const size_t poff = peek && o->peek_off > 0 ? static_cast<size_t>(o->peek_off) + copied : 0;
+    auto r = o->tcp->recv(Engine::clock_now(), out, peek, poff);
     if (r) {
       if (*r == 0) break;  // end of stream
       copied += *r;
@@ -336,8 +343,9 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
       if (copied == 0) err = SockError::WouldBlock;
       break;
     }
+    const size_t want_past = peek && o->peek_off > 0 ? static_cast<size_t>(o->peek_off) + copied : 0;
     WaitStatus ws = wait_locked(lk, [&] {
-      return o->closed || o->tcp->has_normal_data() ||
+      return o->closed || (o->tcp->has_normal_data() && o->tcp->bytes_readable() > want_past) ||
              (o->tcp->readiness() & (ev::kErr | ev::kHup | ev::kRdHup)) != 0;
     }, deadline);
     if (o->closed) return fail(EBADF);
@@ -348,6 +356,9 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
     }
   }
   if (err) return fail(to_errno(*err));
+  if (o->peek_off >= 0 && copied > 0) {
+    o->peek_off = peek ? o->peek_off + static_cast<int>(copied) : std::max(0, o->peek_off - static_cast<int>(copied));
+  }
   if (!trunc && !tmp.empty()) scatter(tmp.data(), copied, iov, iovcnt);
   if (from != nullptr && fromlen != nullptr) *fromlen = 0;  // TCP reports no address
   // tcp_recv_timestamp: the stamp of the last segment read. The stack keeps

@@ -165,6 +165,11 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
         if (int e = get_int()) return fail(e);
         o->cm.set_timestamp(name, iv != 0);
         return 0;
+      case SO_PEEK_OFF:
+        // sk_set_peek_off (TCP and UDP): stored as given, negative is off.
+        if (int e = get_int()) return fail(e);
+        o->peek_off = iv;
+        return 0;
       case SO_REUSEADDR:
       case SO_REUSEPORT:
       case SO_KEEPALIVE:
@@ -394,6 +399,7 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
       case SO_RCVBUF: return put_int(static_cast<int>(t ? t->rcvbuf() : u->rcvbuf()));
       case SO_SNDBUF: return put_int(static_cast<int>(t ? t->sndbuf() : u->sndbuf()));
       case SO_RCVLOWAT: return put_int(o->rcvlowat);
+      case SO_PEEK_OFF: return put_int(o->peek_off);
       case SO_BROADCAST: return put_int(o->broadcast);
       case SO_OOBINLINE: return put_int(t ? t->options().oobinline : o->oobinline);
       case SO_PRIORITY: return put_int(o->priority);

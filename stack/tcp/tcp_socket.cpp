@@ -234,22 +234,24 @@ Expected<size_t, SockError> TcpSocket::send(Instant now, Bytes data, bool more, 
   return n;
 }
 
-Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek) {
+Expected<size_t, SockError> TcpSocket::recv(Instant now, MutBytes out, bool peek, size_t peek_off) {
   if (state_ == TcpState::Listen) return unexpected(SockError::NotConnected);
-  if (rcv_q_.size() > rcv_lent_) {
+  // SO_PEEK_OFF (tcp_recvmsg_locked): a peek starts `peek_off` bytes in.
+  const size_t start = peek ? peek_off : 0;
+  if (rcv_q_.size() > rcv_lent_ + start) {
     if (out.empty()) return size_t{0};
     // The queue frees bytes only from its front, where lent bytes sit: a
     // consuming read must wait until they are released (MSG_PEEK may look).
     if (rcv_lent_ > 0 && !peek) return unexpected(SockError::Busy);
     const size_t avail = rcv_q_.size() - rcv_lent_;
-    size_t skip = 0;
+    size_t skip = start;
     if (urg_state_ != UrgState::None) {
       // Linux tcp_recvmsg: a read stops before the urgent byte; one starting
       // at it passes over it unless SO_OOBINLINE (it is read with MSG_OOB).
       const uint32_t urg_off = static_cast<uint32_t>(urg_seq_ - read_seq());
-      if (urg_off < avail) {
-        if (urg_off > 0) out = out.first(std::min<size_t>(out.size(), urg_off));
-        else if (!opt_.oobinline) skip = 1;
+      if (urg_off < avail && urg_off >= start) {
+        if (urg_off > start) out = out.first(std::min<size_t>(out.size(), urg_off - start));
+        else if (!opt_.oobinline) skip = start + 1;
       }
     }
     size_t n = skip < avail ? rcv_q_.read(out, rcv_lent_ + skip) : 0;

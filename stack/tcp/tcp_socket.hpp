@@ -92,7 +92,8 @@ class TcpSocket {
   // Copies received data; 0 means end of stream. `peek` = MSG_PEEK. Stops at
   // the urgent mark and, without SO_OOBINLINE, passes over the urgent byte
   // (Linux tcp_recvmsg).
-  Expected<size_t, SockError> recv(Instant now, MutBytes out, bool peek = false);
+  // peek_off: SO_PEEK_OFF, where a peek starts (bytes past the read point).
+  Expected<size_t, SockError> recv(Instant now, MutBytes out, bool peek = false, size_t peek_off = 0);
   // recv(MSG_OOB), Linux tcp_recv_urg: the urgent byte kept aside (marked
   // read unless `peek`), or nullopt at end of stream; InvalidArgument with
   // SO_OOBINLINE, with no urgent data, or when it was read; NotConnected

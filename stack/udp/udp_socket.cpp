@@ -352,20 +352,28 @@ bool UdpSocket::enqueue(Bytes payload, Endpoint from, const UdpRxMeta& meta) {
   return true;
 }
 
-Expected<UdpRecv, SockError> UdpSocket::recv_from(MutBytes out, bool peek) {
+Expected<UdpRecv, SockError> UdpSocket::recv_from(MutBytes out, bool peek, size_t peek_off) {
   // __skb_try_recv_datagram reports a pending error before looking at the queue.
   if (auto e = take_error()) return unexpected(*e);
   if (count_ == 0) return unexpected(SockError::WouldBlock);
   // The queue frees records from its front, where lent ones sit: a
   // consuming read waits until they are released (MSG_PEEK may look).
   if (lent_ > 0 && !peek) return unexpected(SockError::Busy);
-  const Rec rec = rec_at(read_);
+  Rec rec = rec_at(read_);
+  // SO_PEEK_OFF (__skb_try_recv_from_queue): a peek starts `peek_off` bytes
+  // into the queue, passing over whole datagrams it covers.
+  size_t off = peek ? peek_off : 0;
+  for (size_t i = 1; off > 0 && off >= rec.len; ++i) {
+    if (i >= count_) return unexpected(SockError::WouldBlock);
+    off -= rec.len;
+    rec = rec_at(rec_at(after(rec)).pos);
+  }
   UdpRecv r;
   r.from = rec.from;
-  r.datagram_len = rec.len;
+  r.datagram_len = rec.len - off;
   r.meta = meta_at(rec);
-  r.copied = std::min<size_t>(rec.len, out.size());
-  if (r.copied > 0) std::memcpy(out.data(), payload_at(rec), r.copied);
+  r.copied = std::min<size_t>(rec.len - off, out.size());
+  if (r.copied > 0) std::memcpy(out.data(), payload_at(rec) + off, r.copied);
   if (!peek) {  // the whole datagram goes, truncated or not
     --count_;
     payload_bytes_ -= rec.len;

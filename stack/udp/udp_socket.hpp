@@ -78,7 +78,8 @@ class UdpSocket {
   Expected<size_t, SockError> send(Instant now, Bytes payload) { return send_to(now, payload, std::nullopt); }
   // recvfrom(2). Copies at most out.size() bytes of the next datagram; the
   // rest of it is discarded unless peek (MSG_PEEK). WouldBlock when empty.
-  Expected<UdpRecv, SockError> recv_from(MutBytes out, bool peek = false);
+  // peek_off: SO_PEEK_OFF, where a peek starts (bytes into the queue).
+  Expected<UdpRecv, SockError> recv_from(MutBytes out, bool peek = false, size_t peek_off = 0);
 
   // ---- zero-copy receive (docs/zerocopy.md) ---------------------------------
   struct View {

@@ -829,6 +829,72 @@ TEST(NativeEpoll, ReadyListRotatesDropsDrainedAndSeesCallChanges) {
   p.b->close(ep);
 }
 
+// SO_PEEK_OFF (sk_peek_off): -1 by default; once set, each MSG_PEEK starts
+// there and moves it on, a read moves it back; UDP peeks pass over whole
+// datagrams the offset covers.
+TEST(NativePeekOff, TcpAndUdp) {
+  NativePair p;
+  auto [c, s] = p.connected(132);
+  int v = 0;
+  socklen_t vl = sizeof v;
+  ASSERT_EQ(p.b->getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, &vl), 0);
+  EXPECT_EQ(v, -1);
+  v = 0;
+  ASSERT_EQ(p.b->setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v), 0);
+  ASSERT_EQ(p.a->send(c, "0123456789", 10, 0), 10);
+  char buf[16] = {};
+  for (int i = 0; i < 2000 && p.b->recv(s, buf, 16, MSG_PEEK | MSG_DONTWAIT) < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // That last peek (10 bytes) moved the offset too: start again.
+  v = 0;
+  ASSERT_EQ(p.b->setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v), 0);
+  ASSERT_EQ(p.b->recv(s, buf, 4, MSG_PEEK), 4);
+  EXPECT_EQ(std::string(buf, 4), "0123");
+  ASSERT_EQ(p.b->recv(s, buf, 4, MSG_PEEK), 4);
+  EXPECT_EQ(std::string(buf, 4), "4567");
+  ASSERT_EQ(p.b->getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, &vl), 0);
+  EXPECT_EQ(v, 8);
+  ASSERT_EQ(p.b->recv(s, buf, 3, 0), 3);
+  EXPECT_EQ(std::string(buf, 3), "012");
+  ASSERT_EQ(p.b->getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, &vl), 0);
+  EXPECT_EQ(v, 5);
+  ASSERT_EQ(p.b->recv(s, buf, 4, MSG_PEEK), 2);
+  EXPECT_EQ(std::string(buf, 2), "89");
+  EXPECT_EQ(p.b->recv(s, buf, 4, MSG_PEEK | MSG_DONTWAIT), -1) << "nothing past the offset";
+  EXPECT_EQ(errno, EAGAIN);
+
+  int ua = p.a->socket(AF_INET, SOCK_DGRAM, 0), ub = p.b->socket(AF_INET, SOCK_DGRAM, 0);
+  auto sb = sin_of(kB, 5001);
+  ASSERT_EQ(p.b->bind(ub, sa(sb), sizeof sb), 0);
+  ASSERT_EQ(p.a->sendto(ua, "abcdef", 6, 0, sa(sb), sizeof sb), 6);
+  ASSERT_EQ(p.a->sendto(ua, "XY", 2, 0, sa(sb), sizeof sb), 2);
+  for (int i = 0; i < 2000; ++i) {
+    int n = 0;
+    if (p.b->ioctl(ub, FIONREAD, &n) == 0 && n > 0) {
+      // both datagrams: wait until the second one is queued too
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  v = 0;
+  ASSERT_EQ(p.b->setsockopt(ub, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v), 0);
+  ASSERT_EQ(p.b->recv(ub, buf, 2, MSG_PEEK), 2);
+  EXPECT_EQ(std::string(buf, 2), "ab");
+  ASSERT_EQ(p.b->recv(ub, buf, 2, MSG_PEEK), 2);
+  EXPECT_EQ(std::string(buf, 2), "cd");
+  ASSERT_EQ(p.b->recv(ub, buf, 16, MSG_PEEK), 2);
+  EXPECT_EQ(std::string(buf, 2), "ef");
+  ASSERT_EQ(p.b->recv(ub, buf, 16, MSG_PEEK), 2);
+  EXPECT_EQ(std::string(buf, 2), "XY") << "the offset passes over the first datagram";
+  ASSERT_EQ(p.b->recv(ub, buf, 16, 0), 6);
+  ASSERT_EQ(p.b->getsockopt(ub, SOL_SOCKET, SO_PEEK_OFF, &v, &vl), 0);
+  EXPECT_EQ(v, 2);
+  p.b->close(ub);
+  p.a->close(ua);
+}
+
 std::atomic<int> g_sigio{0}, g_sigurg{0}, g_rt_fd{-1};
 void on_sigio(int) { g_sigio++; }
 void on_sigurg(int) { g_sigurg++; }
