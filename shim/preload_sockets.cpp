@@ -142,7 +142,7 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
 
 int connect(int fd, const sockaddr* addr, socklen_t len) {
   if (is_xs(fd) && addr != nullptr && len >= sizeof(sa_family_t) && addr->sa_family == AF_INET &&
-      !accelerable_dst(addr, len) && rt() && rt()->is_fresh(fd)) {
+      !accelerable_dst(fd, addr, len) && rt() && rt()->is_fresh(fd)) {
     if (handover(fd, "destination not reachable through the xstack interface") == 0)
       return real::connect(fd, addr, len);
   }
@@ -191,7 +191,7 @@ ssize_t send(int fd, const void* buf, size_t n, int flags) {
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t tolen) {
   if (is_xs(fd) && to != nullptr && tolen >= sizeof(sa_family_t) && to->sa_family == AF_INET &&
-      !accelerable_dst(to, tolen) && rt() && rt()->is_fresh(fd)) {
+      !accelerable_dst(fd, to, tolen) && rt() && rt()->is_fresh(fd)) {
     if (handover(fd, "datagram to a destination not reachable through xstack") == 0)
       return real::sendto(fd, buf, n, flags, to, tolen);
   }

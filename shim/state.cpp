@@ -131,13 +131,22 @@ native::Runtime* rt_start() {
   return r;
 }
 
-bool accelerable_dst(const sockaddr* addr, socklen_t len) {
+bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len) {
   native::Runtime* r = rt();
   if (r == nullptr || addr == nullptr || len < sizeof(sockaddr_in) || addr->sa_family != AF_INET) return false;
-  uint32_t dst = ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr);
-  if ((dst >> 24) == 127 || dst == 0) return false;  // loopback (0.0.0.0 means loopback to connect)
+  const auto* sin = reinterpret_cast<const sockaddr_in*>(addr);
+  uint32_t dst = ntohl(sin->sin_addr.s_addr);
+  if (dst == 0) return false;  // 0.0.0.0 means loopback to connect: the kernel's
   const EngineConfig& c = r->engine().config();
-  if (dst == c.addr.addr.v) return false;  // ourselves: the stack has no loopback
+  if ((dst >> 24) == 127 || dst == c.addr.addr.v) {
+    // Loopback, or the stack's own address: through the stack's loopback
+    // when one of its sockets serves the port (a program talking to itself),
+    // else the kernel's (another local program; in shared-IP mode the
+    // address is the kernel's too). A dedicated address has no one else.
+    Inside in;
+    if (r->serves_locally(fd, Ipv4Addr{dst}, ntohs(sin->sin_port))) return true;
+    return dst == c.addr.addr.v && c.dedicated_ip;
+  }
   uint32_t mask = c.addr.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - c.addr.prefix_len);
   if ((dst & mask) == (c.addr.addr.v & mask)) return true;
   if ((dst >> 28) == 14) return false;  // multicast: the kernel

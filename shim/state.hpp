@@ -78,7 +78,10 @@ inline int fail(int e) {
 int handover(int fd, const char* why);
 // Whether a connect to `sin` should use xstack (on the stack's subnet or via
 // its gateway; never loopback).
-bool accelerable_dst(const sockaddr* addr, socklen_t len);
+// Whether fd (an xstack socket) should reach `addr` through xstack: the
+// interface's subnet or gateway, or the stack itself (loopback) when one of
+// its sockets serves that port.
+bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len);
 // Whether binding `addr` is for xstack (INADDR_ANY or the stack's address).
 bool accelerable_bind(const sockaddr* addr, socklen_t len);
 // Closes an xstack socket or companion behind `fd`, if any (before the

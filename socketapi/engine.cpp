@@ -219,8 +219,14 @@ WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<boo
         poll_locked(now);
         continue;
       }
-      // Frames that arrived since the caller looked may be what it waits for.
-      if (!polled && (polled = true, poll_inline_locked(now) > 0)) continue;
+      // Frames that arrived since the caller looked, or work that is due
+      // (timers, frames the stack sent itself), may be what it waits for:
+      // look again before sleeping.
+      if (!polled) {
+        polled = true;
+        poll_inline_locked(now);
+        continue;
+      }
       int wfd = thread_wait_fd();
       if (wfd < 0) {
         // No eventfd (descriptor limit): sleep briefly and look again.

@@ -379,6 +379,21 @@ bool Runtime::is_fresh(int fd) {
   return false;
 }
 
+bool Runtime::serves_locally(int fd, Ipv4Addr dst, uint16_t port) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto self = lookup_locked(fd);
+  if (!self || self->kind == Obj::Kind::Epoll) return false;
+  auto matches = [&](Endpoint local) {
+    return local.port == port && (local.addr.is_unspecified() || local.addr == dst);
+  };
+  for (const auto& o : table_) {
+    if (!o || o->kind != self->kind) continue;
+    if (o->tcp && o->tcp->state() == TcpState::Listen && matches(o->tcp->local())) return true;
+    if (o->udp && matches(o->udp->local())) return true;
+  }
+  return false;
+}
+
 int Runtime::kind_of(int fd) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(fd);

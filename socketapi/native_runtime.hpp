@@ -143,6 +143,10 @@ class Runtime {
   bool is_fresh(int fd);
   // SOCK_STREAM, SOCK_DGRAM, 0 for an epoll instance, -1 when not ours.
   int kind_of(int fd);
+  // Whether a socket of fd's type here would take traffic sent to `dst`:port
+  // through the stack's loopback (a TCP listener, or a bound UDP socket, on
+  // that port with the wildcard or that address).
+  bool serves_locally(int fd, Ipv4Addr dst, uint16_t port);
   // One engine loop iteration on the calling thread (spin modes, or when a
   // device descriptor is readable).
   void poll_once();

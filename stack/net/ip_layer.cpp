@@ -28,6 +28,7 @@ IpLayer::IpLayer(const IpConfig& cfg, FrameSink& sink, ArpCache& arp, Random& rn
       c_(counters),
       reasm_(counters, cfg.reassembly),
       icmp_(*this, counters, cfg.icmp),
+      loop_(kEthHeaderLen + 65535),  // cut to the MTU below (the pool is allocated at first use)
       // A random starting ident makes IDs unpredictable across restarts
       // (RFC 6864 4.1 notes the ID need only be unique per src/dst/proto
       // within the reassembly timeout for fragmentable datagrams).
@@ -37,6 +38,7 @@ IpLayer::IpLayer(const IpConfig& cfg, FrameSink& sink, ArpCache& arp, Random& rn
   // The frame can never be larger than the device allows.
   size_t dev_mtu = sink_.max_frame_len() > kEthHeaderLen ? sink_.max_frame_len() - kEthHeaderLen : 0;
   if (cfg_.mtu > dev_mtu) cfg_.mtu = uint16_t(std::min<size_t>(dev_mtu, 65535));
+  loop_ = LoopbackQueue(kEthHeaderLen + cfg_.mtu);
   cfg_.min_pmtu = std::min(cfg_.min_pmtu, cfg_.mtu);
 }
 
@@ -49,7 +51,8 @@ void IpLayer::set_transports(TcpLayer* tcp, UdpLayer* udp) {
 // ---- routing -----------------------------------------------------------------
 
 std::optional<Ipv4Addr> IpLayer::next_hop(Ipv4Addr dst) const {
-  // Our own address would need a loopback device, which this stack has not.
+  // Our own address and 127/8 never go to the wire: begin() sends them
+  // through the loopback queue (is_self).
   if (dst == cfg_.addr.addr || dst.is_unspecified() || dst.is_loopback()) return std::nullopt;
   if (cfg_.addr.contains(dst)) return dst;
   return cfg_.gateway;
@@ -57,6 +60,10 @@ std::optional<Ipv4Addr> IpLayer::next_hop(Ipv4Addr dst) const {
 
 std::optional<Ipv4Addr> IpLayer::source_for(Ipv4Addr dst) const {
   if (cfg_.addr.addr.is_unspecified()) return std::nullopt;
+  // The loopback queue: 127/8 is answered from 127.0.0.1 (Linux's lo), our
+  // own address from itself.
+  if (dst.is_loopback()) return Ipv4Addr::from_octets(127, 0, 0, 1);
+  if (dst == cfg_.addr.addr) return dst;
   if (is_broadcast(dst) || dst.is_multicast() || next_hop(dst)) return cfg_.addr.addr;
   return std::nullopt;
 }
@@ -110,7 +117,11 @@ MutBytes IpLayer::begin(Instant now, const IpTxParams& p, size_t l4_len) {
   if (total > kMaxIpPacket) return {};
 
   mac_known_ = true;
-  if (is_broadcast(p.dst)) {
+  looped_ = is_self(p.dst) && !cfg_.addr.addr.is_unspecified();
+  if (looped_) {
+    dst_mac_ = cfg_.mac;
+    hop_ = p.dst;
+  } else if (is_broadcast(p.dst)) {
     dst_mac_ = MacAddr::broadcast();
     hop_ = p.dst;
   } else if (p.dst.is_multicast()) {
@@ -141,7 +152,7 @@ MutBytes IpLayer::begin(Instant now, const IpTxParams& p, size_t l4_len) {
     return {scratch_.data(), l4_len};
   }
 
-  Pending kind = mac_known_ ? Pending::Sink : Pending::ArpQueue;
+  Pending kind = looped_ ? Pending::Loop : mac_known_ ? Pending::Sink : Pending::ArpQueue;
   frame_ = acquire_frame(now, &kind);
   if (frame_.empty()) return {};
   pending_ = kind;
@@ -149,6 +160,7 @@ MutBytes IpLayer::begin(Instant now, const IpTxParams& p, size_t l4_len) {
 }
 
 MutBytes IpLayer::acquire_frame(Instant now, Pending* kind) {
+  if (*kind == Pending::Loop) return loop_.acquire();
   if (*kind == Pending::Sink) {
     MutBytes b = sink_.tx_acquire();
     if (b.empty()) ++c_.eth_tx_drop_no_buffer;
@@ -158,6 +170,10 @@ MutBytes IpLayer::acquire_frame(Instant now, Pending* kind) {
 }
 
 void IpLayer::finish_frame(Pending kind, size_t len) {
+  if (kind == Pending::Loop) {
+    loop_.commit(len);
+    return;
+  }
   if (kind == Pending::Sink) {
     sink_.tx_commit(len);
     ++c_.eth_tx_frames;
@@ -197,7 +213,7 @@ void IpLayer::commit() {
   const size_t chunk = (size_t(frag_mtu_) - kIpv4MinHeaderLen) & ~size_t(7);
   for (size_t off = 0; off < l4_len_; off += chunk) {
     const size_t len = std::min(chunk, l4_len_ - off);
-    Pending fk = mac_known_ ? Pending::Sink : Pending::ArpQueue;
+    Pending fk = looped_ ? Pending::Loop : mac_known_ ? Pending::Sink : Pending::ArpQueue;
     MutBytes f = acquire_frame(now_, &fk);
     // Buffers are max_frame_len() >= MTU + 14, so only "no buffer" fails here;
     // the rest of the datagram is then useless to the receiver.
@@ -214,7 +230,9 @@ void IpLayer::commit() {
 
 // ---- input ------------------------------------------------------------------------
 
-void IpLayer::on_ipv4(Instant now, Bytes packet, bool link_broadcast) {
+void IpLayer::on_ipv4(Instant now, Bytes packet, bool link_broadcast) { input(now, packet, link_broadcast, false); }
+
+void IpLayer::input(Instant now, Bytes packet, bool link_broadcast, bool looped) {
   ++c_.ip_in_receives;
   pmtu_now_ = max(pmtu_now_, now);
   auto parsed = parse_ipv4(packet, /*verify_checksum=*/true);
@@ -232,12 +250,14 @@ void IpLayer::on_ipv4(Instant now, Bytes packet, bool link_broadcast) {
   // our own address arriving from the wire, or 0.0.0.0 except toward a
   // broadcast (DHCP-style clients).
   const bool bcast = is_broadcast(dst);
-  if (src.is_multicast() || is_broadcast(src) || src.is_loopback() || src == cfg_.addr.addr ||
-      (src.is_unspecified() && !bcast)) {
+  if (!looped && (src.is_multicast() || is_broadcast(src) || src.is_loopback() || src == cfg_.addr.addr ||
+                  (src.is_unspecified() && !bcast))) {
     ++c_.ip_in_addr_errors;
     return;
   }
-  if (dst == cfg_.addr.addr && !cfg_.addr.addr.is_unspecified()) {
+  if (looped && is_self(dst)) {
+    // Sent to ourselves (the loopback queue): ours whatever the address.
+  } else if (dst == cfg_.addr.addr && !cfg_.addr.addr.is_unspecified()) {
     // RFC 1122 3.3.6: a unicast datagram in a link-layer broadcast is discarded.
     if (link_broadcast) {
       ++c_.ip_in_addr_errors;
@@ -299,6 +319,13 @@ void IpLayer::deliver(Instant now, const Ipv4Packet& pkt, bool broadcast, bool l
 
 void IpLayer::poll(Instant now) {
   pmtu_now_ = max(pmtu_now_, now);
+  // Frames sent to ourselves; those their delivery sends back to us are
+  // taken in the same call, at most kFrames in all (bounded work per call).
+  for (size_t n = 0; n < LoopbackQueue::kFrames && !loop_.empty(); ++n) {
+    const Bytes f = loop_.front();
+    if (f.size() > kEthHeaderLen) input(now, f.subspan(kEthHeaderLen), false, true);
+    loop_.pop();
+  }
   if (pmtu_count_ != 0) {
     for (PmtuEntry& e : pmtu_) {
       if (e.mtu != 0 && e.expires <= now) {
@@ -316,6 +343,8 @@ void IpLayer::poll(Instant now) {
 
 Instant IpLayer::poll_at() const {
   // PMTU entries expire lazily in path_mtu(), so they need no wakeup.
+  // Looped frames are due at once.
+  if (!loop_.empty()) return Instant{0};
   return reasm_.poll_at();
 }
 

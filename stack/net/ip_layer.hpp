@@ -14,6 +14,7 @@
 #include "stack/base/counters.hpp"
 #include "stack/base/random.hpp"
 #include "stack/base/time.hpp"
+#include "stack/net/loopback_queue.hpp"
 #include "stack/net/arp_cache.hpp"
 #include "stack/net/frame_sink.hpp"
 #include "stack/net/icmp_handler.hpp"
@@ -85,7 +86,7 @@ class IpLayer final : public IpOutput, public ArpFailureObserver {
   StackCounters& counters() { return c_; }
 
  private:
-  enum class Pending : uint8_t { None, Sink, ArpQueue, Scratch };
+  enum class Pending : uint8_t { None, Sink, ArpQueue, Scratch, Loop };
   struct PmtuEntry {
     Ipv4Addr dst;
     uint16_t mtu = 0;
@@ -100,6 +101,12 @@ class IpLayer final : public IpOutput, public ArpFailureObserver {
   void finish_frame(Pending kind, size_t len);
   void write_headers(uint8_t* frame, const Ipv4Repr& ip);
   void deliver(Instant now, const Ipv4Packet& pkt, bool broadcast, bool link_broadcast);
+  // on_ipv4, or (looped) a packet the stack sent itself.
+  void input(Instant now, Bytes packet, bool link_broadcast, bool looped);
+  // Our own address or 127.0.0.0/8: sent through the loopback queue.
+  bool is_self(Ipv4Addr a) const {
+    return a.is_loopback() || (a == cfg_.addr.addr && !a.is_unspecified());
+  }
 
   IpConfig cfg_;
   FrameSink& sink_;
@@ -109,6 +116,8 @@ class IpLayer final : public IpOutput, public ArpFailureObserver {
   UdpLayer* udp_ = nullptr;
   Reassembly reasm_;
   IcmpHandler icmp_;
+  LoopbackQueue loop_;
+  bool looped_ = false;  // the packet between begin() and commit() goes to loop_
 
   uint16_t next_ident_;
 

@@ -17,6 +17,7 @@ A case that raises something unexpected prints "X:<exception>", a case that
 exceeds its time budget prints "TIMEOUT". The last line is a summary.
 """
 import argparse
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -31,6 +32,7 @@ import struct
 import sys
 import tempfile
 import termios
+import threading
 import time
 
 ap = argparse.ArgumentParser()
@@ -1793,6 +1795,1210 @@ def ioctl_queues():
     ls = listener()
     r.append(E(fionread, ls))
     s.close()
+    ls.close()
+    return r
+
+
+# ================================================================ batch 2
+# (signals, connect/disconnect sequences, corking, TTL/TOS on the wire, TCP
+# option bounds, iovecs and ancillary data, raw addresses, high descriptors,
+# epoll semantics, ioctls, urgent data, UDP sizes and PMTU, port allocation,
+# many connections, threads blocked in calls)
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.sendto.restype = ctypes.c_ssize_t
+LIBC.sendto.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_char_p,
+                        ctypes.c_uint32]
+LIBC.connect.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+LIBC.bind.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+SIOCATMARK = 0x8905
+SIOCINQ = termios.FIONREAD
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_MTU = getattr(socket, "IP_MTU", 14)
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+SO_PEEK_OFF = getattr(socket, "SO_PEEK_OFF", 42)
+SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+TCP_CORK = getattr(socket, "TCP_CORK", 3)
+TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+TCP_DEFER_ACCEPT = getattr(socket, "TCP_DEFER_ACCEPT", 9)
+TCP_LINGER2 = getattr(socket, "TCP_LINGER2", 8)
+TCP_WINDOW_CLAMP = getattr(socket, "TCP_WINDOW_CLAMP", 10)
+TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+
+
+def sin(ip, port, family=socket.AF_INET):
+    return struct.pack("=HH4s8x", family, socket.htons(port), socket.inet_aton(ip))
+
+
+def craw(rv):
+    """A raw libc return value, or the errno name."""
+    if rv < 0:
+        e = ctypes.get_errno()
+        return "E:" + errno.errorcode.get(e, str(e))
+    return rv
+
+
+def c_connect(fd, addr, alen=None):
+    ctypes.set_errno(0)
+    return craw(LIBC.connect(fd, addr, len(addr) if alen is None else alen))
+
+
+def c_bind(fd, addr, alen=None):
+    ctypes.set_errno(0)
+    return craw(LIBC.bind(fd, addr, len(addr) if alen is None else alen))
+
+
+def c_sendto(fd, data, addr, alen=None, flags=0):
+    ctypes.set_errno(0)
+    return craw(LIBC.sendto(fd, data, len(data), flags, addr, (len(addr) if addr else 0) if alen is None else alen))
+
+
+class Sig:
+    """Counts deliveries of a signal while active."""
+
+    def __init__(self, signum):
+        self.signum, self.n = signum, 0
+
+    def _h(self, signum, frame):
+        self.n += 1
+
+    def __enter__(self):
+        self.old = signal.signal(self.signum, self._h)
+        return self
+
+    def __exit__(self, *a):
+        signal.signal(self.signum, self.old)
+
+    def count(self):
+        time.sleep(0.001)  # let the interpreter run a pending handler
+        return self.n
+
+
+def ev_list(evs):
+    return sorted(evnames(e) for _, e in evs)
+
+
+# ---------------------------------------------------------------- SIGPIPE
+
+@case
+def sigpipe_after_shutdown_wr():
+    s = conn("HOLDEOF 2000")
+    s.shutdown(socket.SHUT_WR)
+    with Sig(signal.SIGPIPE) as g:
+        r = [E(s.send, b"x"), g.count(), E(s.send, b"x", socket.MSG_NOSIGNAL), g.count(),
+             E(s.sendmsg, [b"x"]), g.count(), E(s.sendmsg, [b"x"], [], socket.MSG_NOSIGNAL), g.count(),
+             E(os.write, s.fileno(), b"x"), g.count(), E(os.writev, s.fileno(), [b"x"]), g.count(),
+             E(s.sendto, b"x", (PEER, PORT)), g.count(), E(s.send, b""), g.count()]
+    s.close()
+    return r
+
+
+@case
+def sigpipe_after_rst():
+    s = conn("RST")
+    wait_until(lambda: pollev(s) & select.POLLERR, 3)
+    with Sig(signal.SIGPIPE) as g:
+        r = [E(s.send, b"x"), g.count(), E(s.send, b"x"), g.count(),
+             E(s.send, b"x", socket.MSG_NOSIGNAL), g.count(), E(s.recv, 1), g.count()]
+    s.close()
+    return r
+
+
+@case
+def sigpipe_other_sockets():
+    r = {}
+    with Sig(signal.SIGPIPE) as g:
+        s = socket.socket()
+        r["tcp_fresh"] = [E(s.send, b"x"), g.count(), E(s.send, b"x", socket.MSG_NOSIGNAL), g.count()]
+        s.close()
+        ls = listener()
+        r["listener"] = [E(ls.send, b"x"), g.count()]
+        ls.close()
+        u = udp()
+        u.connect((PEER, PORT))
+        u.shutdown(socket.SHUT_WR)
+        r["udp_shut_wr"] = [E(u.send, b"x"), g.count(), E(u.sendto, b"x", (PEER, PORT)), g.count()]
+        u.close()
+        u = udp()
+        r["udp_unconnected"] = [E(u.send, b"x"), g.count()]
+        u.close()
+    return r
+
+
+# ---------------------------------------------------------------- connect sequences
+
+@case
+def connect_nb_refused_reconnect():
+    r = {}
+    # without reading SO_ERROR: the next connect reports the refusal
+    s = socket.socket()
+    s.setblocking(False)
+    r["first"] = errno.errorcode.get(s.connect_ex((PEER, CLOSED_TCP)), "0")
+    select.select([], [s], [], 3)
+    r["again_closed"] = errno.errorcode.get(s.connect_ex((PEER, CLOSED_TCP)), "0")
+    r["third"] = errno.errorcode.get(s.connect_ex((PEER, PORT)), "0")
+    r["third_done"] = bool(select.select([], [s], [], 3)[1])
+    r["third_err"] = gso(s, socket.SOL_SOCKET, socket.SO_ERROR)
+    r["third_peer"] = A(E(s.getpeername))
+    s.setblocking(True)
+    E(s.sendall, f"{tag()} DRAIN\n".encode())
+    s.close()
+    # SO_ERROR read first: the next connect finds no error
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex((PEER, CLOSED_TCP))
+    select.select([], [s], [], 3)
+    r["so_error"] = gso(s, socket.SOL_SOCKET, socket.SO_ERROR)
+    r["after_read"] = errno.errorcode.get(s.connect_ex((PEER, PORT)), "0")
+    r["after_read_2"] = errno.errorcode.get(s.connect_ex((PEER, PORT)), "0")
+    select.select([], [s], [], 3)
+    r["after_read_peer"] = A(E(s.getpeername))
+    s.close()
+    return r
+
+
+@case
+def connect_unspec_udp():
+    u = udp()
+    u.connect((PEER, PORT))
+    r = [A(u.getsockname()), c_connect(u.fileno(), struct.pack("=H14x", socket.AF_UNSPEC)),
+         A(E(u.getpeername)), A(u.getsockname()), E(u.send, b"x"), E(u.sendto, b"y", (PEER, PORT))]
+    r.append(readable(u))
+    r.append([x.decode() if isinstance(x, bytes) else x for x in [E(u.recv, 10)]])
+    u.close()
+    # explicitly bound: the address stays
+    u = udp()
+    u.bind((LOCAL, lport()))
+    u.connect((PEER, PORT))
+    r += [c_connect(u.fileno(), struct.pack("=H14x", socket.AF_UNSPEC)), A(u.getsockname()),
+          c_connect(u.fileno(), struct.pack("=H14x", socket.AF_UNSPEC))]
+    u.close()
+    # short AF_UNSPEC address
+    u = udp()
+    r.append(c_connect(u.fileno(), struct.pack("=H", socket.AF_UNSPEC)))
+    u.close()
+    return r
+
+
+@case
+def connect_unspec_tcp():
+    r = {}
+    t = tag()
+    s = conn("DRAIN", t)
+    s.sendall(b"abc")
+    wait_until(lambda: outq(s) == 0, 2)
+    r["disconnect"] = c_connect(s.fileno(), struct.pack("=H14x", socket.AF_UNSPEC))
+    r["state"] = tcpi_state(s)
+    r["peername"] = A(E(s.getpeername))
+    r["peer"] = peer_result(t)
+    r["reconnect"] = E(s.connect, (PEER, PORT))
+    if r["reconnect"] is None:
+        s.sendall(f"{tag()} DRAIN\n".encode())
+        r["reconnected"] = [A(s.getpeername()), tcpi_state(s)]
+    s.close()
+    s = socket.socket()
+    r["fresh"] = [c_connect(s.fileno(), struct.pack("=H14x", socket.AF_UNSPEC)), tcpi_state(s)]
+    s.close()
+    ls = listener()
+    r["listener"] = [c_connect(ls.fileno(), struct.pack("=H14x", socket.AF_UNSPEC)), tcpi_state(ls),
+                     gso(ls, socket.SOL_SOCKET, socket.SO_ACCEPTCONN), E(ls.listen, 4), tcpi_state(ls)]
+    ls.close()
+    return r
+
+
+@case
+def raw_address_errors():
+    r = {}
+    u = udp()
+    fd = u.fileno()
+    r["udp_sendto_len8"] = c_sendto(fd, b"x", sin(PEER, PORT), 8)
+    r["udp_sendto_len0_unconnected"] = c_sendto(fd, b"x", sin(PEER, PORT), 0)
+    r["udp_sendto_inet6_family"] = c_sendto(fd, b"x", sin(PEER, CLOSED_UDP, 10))
+    r["udp_sendto_unspec_family"] = c_sendto(fd, b"x", sin(PEER, CLOSED_UDP, socket.AF_UNSPEC))
+    r["udp_sendto_len20"] = c_sendto(fd, b"x", sin(PEER, CLOSED_UDP) + b"\0" * 4)
+    r["udp_connect_len8"] = c_connect(fd, sin(PEER, PORT), 8)
+    r["udp_bind_len8"] = c_bind(fd, sin(LOCAL, lport()), 8)
+    u.close()
+    s = socket.socket()
+    fd = s.fileno()
+    r["tcp_bind_len8"] = c_bind(fd, sin(LOCAL, lport()), 8)
+    r["tcp_bind_inet6_family"] = c_bind(fd, sin(LOCAL, lport(), 10))
+    r["tcp_bind_unspec_local"] = c_bind(fd, sin(LOCAL, lport(), socket.AF_UNSPEC))
+    r["tcp_connect_len8"] = c_connect(fd, sin(PEER, PORT), 8)
+    r["tcp_connect_inet6_family"] = c_connect(fd, sin(PEER, PORT, 10))
+    r["tcp_name"] = A(s.getsockname())
+    s.close()
+    s = socket.socket()
+    r["tcp_bind_unspec_any"] = [c_bind(s.fileno(), sin("0.0.0.0", 0, socket.AF_UNSPEC)), A(s.getsockname())]
+    s.close()
+    return r
+
+
+@case
+def shutdown_misuse():
+    r = {}
+    u = udp()
+    r["udp_accept"] = E(u.accept)
+    r["udp_fresh_how3"] = E(u.shutdown, 3)
+    r["udp_fresh_how-1"] = E(u.shutdown, -1)
+    u.close()
+    s = conn("HOLDEOF 2000")
+    r["tcp_how3"] = E(s.shutdown, 3)
+    r["tcp_how-1"] = E(s.shutdown, -1)
+    r["rdwr_1"] = E(s.shutdown, socket.SHUT_RDWR)
+    r["rdwr_2"] = E(s.shutdown, socket.SHUT_RDWR)
+    r["wr_3"] = E(s.shutdown, socket.SHUT_WR)
+    r["state"] = wait_until(lambda: tcpi_state(s) == "FIN_WAIT2", 2)
+    r["rd_4"] = E(s.shutdown, socket.SHUT_RD)
+    s.close()
+    s = socket.socket()
+    r["fresh_how3"] = E(s.shutdown, 3)
+    s.close()
+    return r
+
+
+# ---------------------------------------------------------------- corking
+
+@case
+def cork_holds_until_uncork():
+    s = conn("ECHO")
+    r = [sso(s, SOL_TCP, TCP_CORK, 1), gso(s, SOL_TCP, TCP_CORK), E(s.send, pattern(100))]
+    time.sleep(0.15)
+    r.append(readable(s, 0))
+    r.append(sso(s, SOL_TCP, TCP_CORK, 0))
+    r.append(wait_until(lambda: fionread(s) == 100, 2))
+    r.append(E(s.recv, 1000) == pattern(100))
+    s.close()
+    return r
+
+
+@case
+def msg_more_holds():
+    s = conn("ECHO")
+    r = [E(s.send, b"abc", socket.MSG_MORE)]
+    time.sleep(0.15)
+    r.append(readable(s, 0))
+    r.append(E(s.send, b"def"))
+    r.append(wait_until(lambda: fionread(s) == 6, 2))
+    r.append(E(s.recv, 100))
+    s.close()
+    return r
+
+
+@case
+def cork_nodelay_pushes():
+    s = conn("ECHO")
+    r = [sso(s, SOL_TCP, TCP_CORK, 1), E(s.send, b"abc")]
+    time.sleep(0.15)
+    r.append(readable(s, 0))
+    r.append(sso(s, SOL_TCP, socket.TCP_NODELAY, 1))
+    r.append(wait_until(lambda: fionread(s) == 3, 1))
+    r += [gso(s, SOL_TCP, TCP_CORK), gso(s, SOL_TCP, socket.TCP_NODELAY)]
+    s.close()
+    return r
+
+
+@case
+def cork_full_segments_go():
+    s = conn("ECHO")
+    s.setsockopt(SOL_TCP, TCP_CORK, 1)
+    s.sendall(pattern(5000))
+    wait_until(lambda: fionread(s) > 0, 1)
+    time.sleep(0.1)
+    n = fionread(s)
+    r = [0 < n < 5000]
+    s.setsockopt(SOL_TCP, TCP_CORK, 0)
+    r.append(wait_until(lambda: fionread(s) == 5000, 2))
+    s.close()
+    return r
+
+
+# ---------------------------------------------------------------- TTL / TOS on the wire
+
+def udpseen(n):
+    c = conn(f"UDPSEEN {n} 1500")
+    line = readline(c)
+    return c, int(line.split()[1])
+
+
+@case
+def udp_ttl_tos_on_wire():
+    c, p = udpseen(3)
+    u = udp()
+    u.sendto(b"a", (PEER, p))
+    r = [sso(u, socket.IPPROTO_IP, socket.IP_TTL, 33), sso(u, socket.IPPROTO_IP, socket.IP_TOS, 0x28)]
+    u.sendto(b"bb", (PEER, p))
+    r += [sso(u, socket.IPPROTO_IP, socket.IP_TTL, -1), sso(u, socket.IPPROTO_IP, socket.IP_TOS, 0)]
+    u.connect((PEER, p))
+    u.send(b"ccc")
+    r.append(readline(c))
+    u.close()
+    c.close()
+    return r
+
+
+@case
+def udp_sendmsg_cmsg_ttl_tos():
+    c, p = udpseen(3)
+    u = udp()
+    ip = socket.IPPROTO_IP
+    r = [E(u.sendmsg, [b"a"], [(ip, socket.IP_TTL, struct.pack("i", 7))], 0, (PEER, p)),
+         E(u.sendmsg, [b"bb"], [(ip, socket.IP_TOS, struct.pack("i", 0x10))], 0, (PEER, p)),
+         E(u.sendmsg, [b"x"], [(ip, socket.IP_TTL, struct.pack("i", 0))], 0, (PEER, p)),
+         E(u.sendmsg, [b"x"], [(ip, socket.IP_TTL, struct.pack("i", 256))], 0, (PEER, p)),
+         E(u.sendmsg, [b"ccc"], [(ip, socket.IP_TOS, b"\x20")], 0, (PEER, p)),
+         gso(u, ip, socket.IP_TTL), gso(u, ip, socket.IP_TOS)]
+    r.append(readline(c))
+    u.close()
+    c.close()
+    return r
+
+
+@case
+def tcp_ttl_tos_accept_side():
+    # IP_TTL/IP_TOS set on a connected TCP socket read back; the peer's echo still works
+    s = conn("ECHO")
+    r = [sso(s, socket.IPPROTO_IP, socket.IP_TTL, 9), sso(s, socket.IPPROTO_IP, socket.IP_TOS, 0x48),
+         gso(s, socket.IPPROTO_IP, socket.IP_TTL), gso(s, socket.IPPROTO_IP, socket.IP_TOS),
+         sso(s, socket.IPPROTO_IP, socket.IP_TOS, 0x4b), gso(s, socket.IPPROTO_IP, socket.IP_TOS),
+         E(s.send, b"ok")]
+    wait_until(lambda: fionread(s) == 2, 2)
+    r.append(E(s.recv, 10))
+    s.close()
+    return r
+
+
+# ---------------------------------------------------------------- TCP option bounds
+
+@case
+def tcp_keepalive_bounds():
+    s = conn("DRAIN")
+    r = {}
+    r["on"] = [sso(s, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1), gso(s, socket.SOL_SOCKET, socket.SO_KEEPALIVE)]
+    for n, o in (("idle", socket.TCP_KEEPIDLE), ("intvl", socket.TCP_KEEPINTVL), ("cnt", socket.TCP_KEEPCNT)):
+        row = []
+        for v in (1, 2, 127, 128, 32767, 32768, -1):
+            row.append([v, sso(s, SOL_TCP, o, v), gso(s, SOL_TCP, o)])
+        r[n] = row
+    r["off"] = [sso(s, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0), gso(s, socket.SOL_SOCKET, socket.SO_KEEPALIVE)]
+    s.close()
+    return r
+
+
+@case
+def tcp_user_timeout_syncnt():
+    s = socket.socket()
+    r = {"ut": [[v, sso(s, SOL_TCP, TCP_USER_TIMEOUT, v), gso(s, SOL_TCP, TCP_USER_TIMEOUT)]
+                for v in (1, 1000, 0, -1, 2 ** 31 - 1)],
+         "syncnt": [[v, sso(s, SOL_TCP, TCP_SYNCNT, v), gso(s, SOL_TCP, TCP_SYNCNT)]
+                    for v in (1, 0, 127, 128, -1, 5)]}
+    s.close()
+    s = conn("DRAIN")
+    r["ut_connected"] = [sso(s, SOL_TCP, TCP_USER_TIMEOUT, 2500), gso(s, SOL_TCP, TCP_USER_TIMEOUT)]
+    s.close()
+    return r
+
+
+@case
+def tcp_defer_accept_rounding():
+    r = {}
+    for kind in ("fresh", "listener"):
+        s = socket.socket() if kind == "fresh" else listener()
+        r[kind] = [[v, sso(s, SOL_TCP, TCP_DEFER_ACCEPT, v), gso(s, SOL_TCP, TCP_DEFER_ACCEPT)]
+                   for v in (1, 2, 3, 4, 10, 30, 100, 1000, 0, -1)]
+        s.close()
+    return r
+
+
+@case
+def tcp_linger2_clamp_quickack():
+    s = socket.socket()
+    r = {"linger2": [[v, sso(s, SOL_TCP, TCP_LINGER2, v), gso(s, SOL_TCP, TCP_LINGER2)]
+                     for v in (30, 0, -1, 200, 120, -5)],
+         "window_clamp": [[v, sso(s, SOL_TCP, TCP_WINDOW_CLAMP, v), gso(s, SOL_TCP, TCP_WINDOW_CLAMP)]
+                          for v in (100000, 100, 0, -1)],
+         "quickack": [[v, sso(s, SOL_TCP, TCP_QUICKACK, v), gso(s, SOL_TCP, TCP_QUICKACK)]
+                      for v in (0, 1, 2, -1)],
+         "notsent_lowat": [[v, sso(s, SOL_TCP, TCP_NOTSENT_LOWAT, v), gso(s, SOL_TCP, TCP_NOTSENT_LOWAT)]
+                           for v in (1, 0, -1)]}
+    s.close()
+    s = conn("DRAIN")
+    r["clamp0_connected"] = sso(s, SOL_TCP, TCP_WINDOW_CLAMP, 0)
+    r["maxseg_connected"] = [sso(s, SOL_TCP, socket.TCP_MAXSEG, 1000), "int" if isinstance(gso(s, SOL_TCP, socket.TCP_MAXSEG), int) else "err"]
+    s.close()
+    return r
+
+
+@case
+def sockopt_privileged():
+    s = socket.socket()
+    u = udp()
+    r = {"rcvbufforce": [sso(s, socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 1 << 22),
+                         gso(s, socket.SOL_SOCKET, socket.SO_RCVBUF)],
+         "sndbufforce": [sso(s, socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 1 << 22),
+                         gso(s, socket.SOL_SOCKET, socket.SO_SNDBUF)],
+         "mark": [sso(s, socket.SOL_SOCKET, getattr(socket, "SO_MARK", 36), 5),
+                  gso(s, socket.SOL_SOCKET, getattr(socket, "SO_MARK", 36))],
+         "freebind": [sso(u, socket.IPPROTO_IP, getattr(socket, "IP_FREEBIND", 15), 1),
+                      gso(u, socket.IPPROTO_IP, getattr(socket, "IP_FREEBIND", 15)),
+                      E(u.bind, ("198.18.0.77", lport())), A(u.getsockname())]}
+    s.close()
+    u.close()
+    return r
+
+
+# ---------------------------------------------------------------- iovecs / ancillary
+
+@case
+def iov_max_limits():
+    s = conn("ECHO")
+    fd = s.fileno()
+    r = [E(os.writev, fd, [b"a"] * 1024), E(os.writev, fd, [b"a"] * 1025),
+         E(s.sendmsg, [b"b"] * 1025), E(s.sendmsg, [b"b"] * 1024)]
+    wait_until(lambda: fionread(s) == 2048, 2)
+    r.append(E(os.readv, fd, [bytearray(1)] * 1025))
+    r.append(E(lambda: s.recvmsg_into([bytearray(1) for _ in range(1025)])[0]))
+    r.append(E(os.readv, fd, [bytearray(1) for _ in range(1024)]))
+    r.append(E(lambda: s.recvmsg_into([bytearray(1) for _ in range(1024)])[0]))
+    s.close()
+    return r
+
+
+@case
+def udp_gather_scatter():
+    u = udp()
+    u.connect((PEER, PORT))
+    r = [E(os.writev, u.fileno(), [b"ab", b"cd", b"ef"])]
+    readable(u)
+    b1, b2 = bytearray(2), bytearray(3)
+    n, anc, flags, a = u.recvmsg_into([b1, b2])
+    r += [n, bytes(b1 + b2).decode(), bool(flags & socket.MSG_TRUNC), A(a)]
+    r.append(E(u.sendmsg, [b"x", b"", b"yz"]))
+    readable(u)
+    r.append(E(os.readv, u.fileno(), [bytearray(1), bytearray(5)]))
+    r.append(E(u.sendmsg, []))
+    readable(u)
+    r.append(E(u.recvmsg, 10)[0:3])
+    u.close()
+    return r
+
+
+@case
+def cmsg_send_misc():
+    r = {}
+    s = conn("ECHO")
+    r["tcp_ip_ttl_cmsg"] = E(s.sendmsg, [b"t"], [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 5))])
+    r["tcp_scm_rights"] = E(s.sendmsg, [b"r"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", 0))])
+    r["tcp_sol_bogus"] = E(s.sendmsg, [b"b"], [(socket.SOL_SOCKET, 77, struct.pack("i", 0))])
+    r["tcp_msgname"] = E(s.sendmsg, [b"n"], [], 0, (PEER, 9))
+    wait_until(lambda: fionread(s) >= 2, 1)
+    time.sleep(0.05)
+    r["tcp_echo"] = E(s.recv, 10, socket.MSG_DONTWAIT)
+    s.close()
+    u = udp()
+    ip = socket.IPPROTO_IP
+    r["udp_scm_rights"] = E(u.sendmsg, [b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", 0))], 0,
+                            (PEER, CLOSED_UDP))
+    r["udp_sol_bogus"] = E(u.sendmsg, [b"x"], [(socket.SOL_SOCKET, 77, struct.pack("i", 0))], 0, (PEER, CLOSED_UDP))
+    r["udp_ip_bogus"] = E(u.sendmsg, [b"x"], [(ip, 99, struct.pack("i", 0))], 0, (PEER, CLOSED_UDP))
+    r["udp_tcp_level"] = E(u.sendmsg, [b"x"], [(SOL_TCP, 1, struct.pack("i", 0))], 0, (PEER, CLOSED_UDP))
+    r["udp_ttl_short"] = E(u.sendmsg, [b"x"], [(ip, socket.IP_TTL, b"\x05")], 0, (PEER, CLOSED_UDP))
+    u.close()
+    return r
+
+
+@case
+def udp_recvmsg_ctrunc_peek():
+    u = udp()
+    u.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)
+    u.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_PKTINFO", 8), 1)
+    u.sendto(b"hello", (PEER, PORT))
+    readable(u)
+    d, anc, flags, a = u.recvmsg(2, socket.CMSG_SPACE(4), socket.MSG_PEEK)
+    r = [d.decode(), len(anc), bool(flags & socket.MSG_TRUNC), bool(flags & socket.MSG_CTRUNC)]
+    d, anc, flags, a = u.recvmsg(2, 0, socket.MSG_PEEK | socket.MSG_TRUNC)
+    r += [d.decode(), len(anc), bool(flags & socket.MSG_TRUNC), bool(flags & socket.MSG_CTRUNC)]
+    d, anc, flags, a = u.recvmsg(100, 256)
+    r += [d.decode(), len(anc), flags, A(a)]
+    u.close()
+    return r
+
+
+@case
+def recv_zero_length():
+    r = {}
+    s = conn("SEND 10")
+    wait_until(lambda: fionread(s) == 10, 2)
+    r["tcp_data"] = [E(s.recv, 0), E(fionread, s), E(s.recv, 0, socket.MSG_PEEK)]
+    s.close()
+    s = conn("ECHO")
+    r["tcp_empty"] = [E(s.recv, 0, socket.MSG_DONTWAIT), E(s.send, b"")]
+    s.close()
+    u = udp()
+    u.connect((PEER, PORT))
+    u.send(b"12345")
+    u.send(b"123456789")
+    wait_until(lambda: select.select([u], [], [], 0)[0], 2)
+    time.sleep(0.05)
+    r["udp"] = [E(u.recv, 0), E(fionread, u), E(u.recv, 100), E(u.recv, 0, socket.MSG_DONTWAIT),
+                E(u.send, b""), readable(u), E(u.recv, 10)]
+    u.close()
+    return r
+
+
+# ---------------------------------------------------------------- descriptors
+
+@case
+def high_fd_numbers():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    fill = []
+    r = {}
+    try:
+        while True:
+            fd = os.open("/dev/null", os.O_RDONLY)
+            fill.append(fd)
+            if fd >= 1100:
+                break
+        s = conn("ECHO")
+        r["fd_high"] = s.fileno() > 1023
+        try:
+            select.select([s], [], [], 0)
+            r["select"] = "ok"
+        except ValueError:
+            r["select"] = "ValueError"
+        r["poll_out"] = evnames(pollev(s))
+        s.sendall(b"hi")
+        r["poll_in"] = wait_until(lambda: pollev(s, select.POLLIN) & select.POLLIN, 2)
+        r["recv"] = E(s.recv, 10)
+        fd2 = 1500
+        os.dup2(s.fileno(), fd2)
+        r["dup2_write"] = E(os.write, fd2, b"d2")
+        p = select.poll()
+        p.register(fd2, select.POLLIN)
+        r["dup2_poll"] = [evnames(e) for _, e in p.poll(2000)]
+        r["dup2_read"] = E(os.read, fd2, 10)
+        os.close(fd2)
+        ep = select.epoll()
+        ep.register(s.fileno(), select.EPOLLIN)
+        s.sendall(b"ep")
+        r["epoll"] = [evnames(e) for _, e in ep.poll(2)]
+        ep.close()
+        s.close()
+    finally:
+        for fd in fill:
+            os.close(fd)
+    return r
+
+
+@case
+def poll_negative_fd_ctypes():
+    s = conn("ECHO")
+
+    class PollFd(ctypes.Structure):
+        _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+    arr = (PollFd * 3)((-1, select.POLLIN, 0), (s.fileno(), select.POLLOUT, 0), (-5, select.POLLOUT, 0))
+    n = LIBC.poll(arr, 3, 0)
+    r = [n, [evnames(x.revents) for x in arr]]
+    arr2 = (PollFd * 1)((-1, select.POLLIN, 0))
+    r.append(LIBC.poll(arr2, 1, 50))
+    s.close()
+    return r
+
+
+@case
+def fionbio_ioctl():
+    s = conn("DRAIN")
+    r = [fcntl.ioctl(s.fileno(), termios.FIONBIO, struct.pack("i", 1)) is not None,
+         fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK != 0]
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 300000))
+    t0 = time.monotonic()
+    r.append(E(os.read, s.fileno(), 10))
+    r.append(time.monotonic() - t0 < 0.2)
+    fcntl.ioctl(s.fileno(), termios.FIONBIO, struct.pack("i", 0))
+    r.append(fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK != 0)
+    t0 = time.monotonic()
+    r.append(E(os.read, s.fileno(), 10))
+    r.append(time.monotonic() - t0 >= 0.2)
+    s.close()
+    return r
+
+
+@case
+def o_async_sigio():
+    s = conn("ECHO")
+    with Sig(signal.SIGIO) as g:
+        r = [E(fcntl.fcntl, s.fileno(), fcntl.F_SETOWN, os.getpid()), E(fcntl.fcntl, s.fileno(), fcntl.F_GETOWN) == os.getpid()]
+        fl = fcntl.fcntl(s.fileno(), fcntl.F_GETFL)
+        r.append(E(fcntl.fcntl, s.fileno(), fcntl.F_SETFL, fl | os.O_ASYNC))
+        r.append(fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_ASYNC != 0)
+        s.sendall(b"x")
+        r.append(wait_until(lambda: g.n > 0, 2))
+        fcntl.fcntl(s.fileno(), fcntl.F_SETFL, fl)
+    s.close()
+    return r
+
+
+# ---------------------------------------------------------------- epoll
+
+@case
+def epoll_oneshot_rearm():
+    s = conn("SEND 3")
+    ep = select.epoll()
+    ep.register(s.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+    r = [[evnames(e) for _, e in ep.poll(3)], [evnames(e) for _, e in ep.poll(0)]]
+    ep.modify(s.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    ep.modify(s.fileno(), select.EPOLLIN)
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    r.append(E(ep.register, s.fileno(), select.EPOLLIN))
+    ep.close()
+    s.close()
+    return r
+
+
+@case
+def epoll_rdhup_hup():
+    s = conn("SHUTWR")
+    ep = select.epoll()
+    ep.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLOUT)
+    ok = wait_until(lambda: any(e & select.EPOLLRDHUP for _, e in ep.poll(0)), 3)
+    r = [ok, [evnames(e) for _, e in ep.poll(0)]]
+    ep.modify(s.fileno(), select.EPOLLIN)
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    s.shutdown(socket.SHUT_WR)
+    ep.modify(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLOUT)
+    r.append(wait_until(lambda: any(e & select.EPOLLHUP for _, e in ep.poll(0)), 3))
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    ep.modify(s.fileno(), 0)
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    ep.close()
+    s.close()
+    return r
+
+
+@case
+def epoll_exclusive_rules():
+    s = conn("ECHO")
+    ep = select.epoll()
+    X = getattr(select, "EPOLLEXCLUSIVE", 1 << 28)
+    r = [E(ep.register, s.fileno(), select.EPOLLIN | X | select.EPOLLONESHOT),
+         E(ep.register, s.fileno(), select.EPOLLIN | X),
+         E(ep.modify, s.fileno(), select.EPOLLIN),
+         E(ep.modify, s.fileno(), select.EPOLLIN | X),
+         [evnames(e) for _, e in ep.poll(0)]]
+    s.sendall(b"x")
+    r.append(wait_until(lambda: ep.poll(0), 2))
+    r.append([evnames(e) for _, e in ep.poll(0)])
+    r.append(E(ep.unregister, s.fileno()))
+    ep.close()
+    s.close()
+    return r
+
+
+@case
+def epoll_two_instances():
+    s = conn("SEND 2")
+    e1, e2 = select.epoll(), select.epoll()
+    e1.register(s.fileno(), select.EPOLLIN)
+    e2.register(s.fileno(), select.EPOLLIN | select.EPOLLET)
+    r = [[evnames(e) for _, e in e1.poll(3)], [evnames(e) for _, e in e2.poll(3)],
+         [evnames(e) for _, e in e1.poll(0)], [evnames(e) for _, e in e2.poll(0)]]
+    e1.unregister(s.fileno())
+    r.append([evnames(e) for _, e in e1.poll(0)])
+    r.append(E(s.recv, 10))
+    r.append([evnames(e) for _, e in e2.poll(0)])
+    e1.close()
+    e2.close()
+    s.close()
+    return r
+
+
+@case
+def epoll_close_semantics():
+    r = {}
+    ep = select.epoll()
+    s = conn("SEND 2")
+    fd = s.fileno()
+    ep.register(fd, select.EPOLLIN)
+    wait_until(lambda: fionread(s) == 2, 2)
+    r["before"] = [evnames(e) for _, e in ep.poll(0)]
+    s.close()
+    r["after_close"] = ep.poll(0)
+    r["del_closed"] = E(ep.unregister, fd)
+    # a registered number closed while a dup keeps the socket: still reported
+    s = conn("SEND 2")
+    fd = s.fileno()
+    ep.register(fd, select.EPOLLIN)
+    d = os.dup(fd)
+    wait_until(lambda: fionread(s) == 2, 2)
+    s.close()
+    evs = ep.poll(0)
+    r["after_close_with_dup"] = [[x == fd, evnames(e)] for x, e in evs]
+    r["del_after_close_with_dup"] = E(ep.unregister, fd)
+    r["add_dup"] = E(ep.register, d, select.EPOLLIN)
+    r["dup_events"] = sorted([x == d, evnames(e)] for x, e in ep.poll(0))
+    os.close(d)
+    r["after_all_closed"] = ep.poll(0)
+    ep.close()
+    return r
+
+
+@case
+def epoll_ctl_errors():
+    s = socket.socket()
+    ep = select.epoll()
+    r = {"del_unregistered": E(ep.unregister, s.fileno()),
+         "mod_unregistered": E(ep.modify, s.fileno(), select.EPOLLIN),
+         "add": E(ep.register, s.fileno(), select.EPOLLIN),
+         "add_twice": E(ep.register, s.fileno(), select.EPOLLIN),
+         "add_self": E(ep.register, ep.fileno(), select.EPOLLIN),
+         "fresh_events": [evnames(e) for _, e in ep.poll(0)]}
+    with tempfile.TemporaryFile() as f:
+        r["add_regular_file"] = E(ep.register, f.fileno(), select.EPOLLIN)
+    r["del"] = E(ep.unregister, s.fileno())
+    r["del_twice"] = E(ep.unregister, s.fileno())
+    ep.close()
+    s.close()
+    return r
+
+
+@case
+def epoll_maxevents_rotation():
+    socks = [conn("SEND 1") for _ in range(3)]
+    for s in socks:
+        wait_until(lambda: fionread(s) == 1, 2)
+    ep = select.epoll()
+    for s in socks:
+        ep.register(s.fileno(), select.EPOLLIN)
+    p1 = ep.poll(0, 2)
+    p2 = ep.poll(0, 2)
+    r = [len(p1), len(p2), len(set(fd for fd, _ in p1 + p2)), len(ep.poll(0, 10))]
+    ep.close()
+    for s in socks:
+        s.close()
+    return r
+
+
+@case
+def epoll_out_edge_vs_level():
+    s = conn("DRAIN")
+    ep = select.epoll()
+    ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLET)
+    r = [[evnames(e) for _, e in ep.poll(0)], [evnames(e) for _, e in ep.poll(0)]]
+    s.send(b"x")
+    wait_until(lambda: outq(s) == 0, 2)
+    r.append(len(ep.poll(0.5)) <= 1)
+    ep.modify(s.fileno(), select.EPOLLOUT)
+    r += [[evnames(e) for _, e in ep.poll(0)], [evnames(e) for _, e in ep.poll(0)]]
+    ep.close()
+    s.close()
+    return r
+
+
+# ---------------------------------------------------------------- ioctls / urgent data / options
+
+@case
+def urgent_data_receive():
+    s = conn("SENDOOB")
+    r = [wait_until(lambda: pollev(s) & select.POLLPRI, 2)]
+    wait_until(lambda: fionread(s) >= 2, 1)
+    r.append(evnames(pollev(s)))
+    r.append(E(lambda: struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCATMARK, b"\0" * 4))[0]))
+    r.append(E(s.recv, 1, socket.MSG_OOB))
+    r.append(E(s.recv, 1, socket.MSG_OOB))
+    r.append(E(s.recv, 10))
+    r.append(E(lambda: struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCATMARK, b"\0" * 4))[0]))
+    r.append(evnames(pollev(s)))
+    s.close()
+    return r
+
+
+@case
+def urgent_data_send():
+    s = conn("RECVOOB 2000")
+    r = [E(s.send, b"ab"), E(s.send, b"c", socket.MSG_OOB), readline(s)]
+    s.close()
+    return r
+
+
+@case
+def udp_inq_outq():
+    u = udp()
+    u.connect((PEER, PORT))
+    u.send(b"12345")
+    u.send(b"123456789")
+    wait_until(lambda: readable(u, 0), 2)
+    time.sleep(0.05)
+    r = [E(fionread, u), E(lambda: struct.unpack("i", fcntl.ioctl(u.fileno(), SIOCINQ, b"\0" * 4))[0]),
+         wait_until(lambda: outq(u) == 0, 1), E(outq, u)]
+    u.recv(100)
+    r.append(E(fionread, u))
+    u.recv(100)
+    r.append(E(fionread, u))
+    r.append(E(lambda: struct.unpack("i", fcntl.ioctl(u.fileno(), SIOCATMARK, b"\0" * 4))[0]))
+    u.close()
+    return r
+
+
+@case
+def so_peek_off():
+    r = {}
+    s = conn("SEND 10")
+    wait_until(lambda: fionread(s) == 10, 2)
+    r["tcp"] = [gso(s, socket.SOL_SOCKET, SO_PEEK_OFF), sso(s, socket.SOL_SOCKET, SO_PEEK_OFF, 0),
+                E(s.recv, 4, socket.MSG_PEEK), E(s.recv, 4, socket.MSG_PEEK),
+                gso(s, socket.SOL_SOCKET, SO_PEEK_OFF), E(s.recv, 3), gso(s, socket.SOL_SOCKET, SO_PEEK_OFF),
+                E(s.recv, 10, socket.MSG_PEEK), E(s.recv, 10)]
+    r["tcp"] = [x.hex() if isinstance(x, bytes) else x for x in r["tcp"]]
+    s.close()
+    u = udp()
+    u.connect((PEER, PORT))
+    u.send(b"abcdef")
+    u.send(b"XYZ")
+    readable(u)
+    time.sleep(0.05)
+    r["udp"] = [gso(u, socket.SOL_SOCKET, SO_PEEK_OFF), sso(u, socket.SOL_SOCKET, SO_PEEK_OFF, 0),
+                E(u.recv, 2, socket.MSG_PEEK), E(u.recv, 2, socket.MSG_PEEK),
+                gso(u, socket.SOL_SOCKET, SO_PEEK_OFF), E(u.recv, 10), gso(u, socket.SOL_SOCKET, SO_PEEK_OFF),
+                E(u.recv, 10)]
+    u.close()
+    return r
+
+
+@case
+def socket_kind_queries():
+    ls = listener()
+    a, addr, c = accept_from_peer(ls)
+    r = {"accepted": [int(a.type), a.proto, gso(a, socket.SOL_SOCKET, socket.SO_TYPE),
+                      gso(a, socket.SOL_SOCKET, socket.SO_PROTOCOL), gso(a, socket.SOL_SOCKET, socket.SO_DOMAIN),
+                      gso(a, socket.SOL_SOCKET, socket.SO_ACCEPTCONN)],
+         "listener": [gso(ls, socket.SOL_SOCKET, socket.SO_ACCEPTCONN), gso(ls, socket.SOL_SOCKET, socket.SO_ERROR)],
+         "connected": gso(c, socket.SOL_SOCKET, socket.SO_ACCEPTCONN)}
+    a.close()
+    c.close()
+    ls.close()
+    u = udp()
+    r["udp_rcvlowat"] = [sso(u, socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10), gso(u, socket.SOL_SOCKET, socket.SO_RCVLOWAT)]
+    u.sendto(b"abc", (PEER, PORT))
+    r["udp_lowat_readable"] = [readable(u), E(u.recv, 10)]
+    r["udp_rcvlowat_0"] = [sso(u, socket.SOL_SOCKET, socket.SO_RCVLOWAT, 0), gso(u, socket.SOL_SOCKET, socket.SO_RCVLOWAT)]
+    u.close()
+    return r
+
+
+# ---------------------------------------------------------------- UDP sizes, PMTU, multicast, errors
+
+@case
+def udp_64k_echo():
+    u = udp()
+    u.connect((PEER, PORT))
+    r = []
+    for n in (65507, 65000, 65508):
+        s = E(u.send, pattern(n))
+        ok = isinstance(s, int) and readable(u, 2)
+        d = E(u.recv, 70000, socket.MSG_DONTWAIT) if ok else "no-echo"
+        r.append([n, s, (len(d), d == pattern(n)) if isinstance(d, bytes) else d])
+    u.close()
+    return r
+
+
+@case
+def ip_mtu_discover():
+    r = {}
+    s = socket.socket()
+    u = udp()
+    r["defaults"] = [gso(s, socket.IPPROTO_IP, IP_MTU_DISCOVER), gso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER)]
+    r["roundtrip"] = [[v, sso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER, v), gso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER)]
+                      for v in (0, 2, 3, 4, 5, 6, -1, 1)]
+    r["mtu_unconnected"] = [gso(u, socket.IPPROTO_IP, IP_MTU), gso(s, socket.IPPROTO_IP, IP_MTU)]
+    s.close()
+    u.connect((PEER, PORT))
+    r["mtu_connected_udp"] = gso(u, socket.IPPROTO_IP, IP_MTU)
+    r["do_1473"] = [sso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER, 2), E(u.send, pattern(1473)), E(u.send, pattern(1472))]
+    r["dont_1473"] = [sso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER, 0), E(u.send, pattern(1473))]
+    u.close()
+    # connected before any option: stays on xstack under the shim
+    u = udp()
+    u.connect((PEER, PORT))
+    r["connected_first"] = [gso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER), gso(u, socket.IPPROTO_IP, IP_MTU),
+                            sso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER, 2), E(u.send, pattern(1473)),
+                            sso(u, socket.IPPROTO_IP, IP_MTU_DISCOVER, 0), E(u.send, pattern(1473))]
+    u.close()
+    s = conn("DRAIN")
+    r["mtu_connected_tcp"] = gso(s, socket.IPPROTO_IP, IP_MTU)
+    r["tcp_set_do"] = [sso(s, socket.IPPROTO_IP, IP_MTU_DISCOVER, 2), gso(s, socket.IPPROTO_IP, IP_MTU_DISCOVER)]
+    s.close()
+    return r
+
+
+@case
+def udp_multicast_opts():
+    u = udp()
+    ip = socket.IPPROTO_IP
+    r = {"defaults": [gso(u, ip, socket.IP_MULTICAST_TTL), gso(u, ip, socket.IP_MULTICAST_LOOP),
+                      gso(u, ip, socket.IP_MULTICAST_IF)],
+         "ttl": [sso(u, ip, socket.IP_MULTICAST_TTL, 5), gso(u, ip, socket.IP_MULTICAST_TTL),
+                 sso(u, ip, socket.IP_MULTICAST_TTL, 256)],
+         "loop": [sso(u, ip, socket.IP_MULTICAST_LOOP, 0), gso(u, ip, socket.IP_MULTICAST_LOOP)]}
+    u.close()
+    u = udp()
+    r["send_fresh"] = E(u.sendto, b"m", ("224.0.0.1", CLOSED_UDP))
+    u.close()
+    return r
+
+
+@case
+def udp_connect_broadcast():
+    def name(u):
+        a = A(E(u.getpeername))
+        return ["BCAST", a[1]] if isinstance(a, list) and a[0] == BCAST else a
+    u = udp()
+    r = [E(u.connect, (BCAST, CLOSED_UDP)), name(u)]
+    u.close()
+    u = udp()
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    r += [E(u.connect, (BCAST, CLOSED_UDP)), name(u), E(u.send, b"b")]
+    r.append(E(u.setsockopt, socket.SOL_SOCKET, socket.SO_BROADCAST, 0))
+    r.append(E(u.send, b"b"))
+    u.close()
+    return r
+
+
+@case
+def udp_recverr_queue():
+    u = udp()
+    r = [sso(u, socket.IPPROTO_IP, IP_RECVERR, 1), gso(u, socket.IPPROTO_IP, IP_RECVERR),
+         E(u.sendto, b"x", (PEER, CLOSED_UDP))]
+    r.append(wait_until(lambda: pollev(u) & select.POLLERR, 2))
+    r.append(evnames(pollev(u)))
+    r.append(gso(u, socket.SOL_SOCKET, socket.SO_ERROR))
+    try:
+        d, anc, flags, a = u.recvmsg(10, 512, getattr(socket, "MSG_ERRQUEUE", 0x2000))
+        cm = []
+        for lvl, typ, data in anc:
+            ee_errno, ee_origin, ee_type, ee_code = struct.unpack("IBBB", data[:7])
+            off = data[16:32]
+            cm.append([lvl, typ, errno.errorcode.get(ee_errno, ee_errno), ee_origin, ee_type, ee_code,
+                       nip(socket.inet_ntoa(off[4:8])) if len(off) >= 8 else None])
+        r.append([d.hex(), cm, bool(flags & getattr(socket, "MSG_ERRQUEUE", 0x2000)), A(a)])
+    except OSError as e:
+        r.append(ename(e))
+    r.append(E(u.recv, 10, socket.MSG_DONTWAIT))
+    r.append(E(u.sendto, b"z", (PEER, PORT)))
+    u.close()
+    return r
+
+
+@case
+def udp_timestamp_cmsg():
+    u = udp()
+    r = [sso(u, socket.SOL_SOCKET, SO_TIMESTAMP, 1), gso(u, socket.SOL_SOCKET, SO_TIMESTAMP)]
+    u.sendto(b"t", (PEER, PORT))
+    readable(u)
+    d, anc, flags, a = u.recvmsg(10, 256)
+    cm = []
+    for lvl, typ, data in anc:
+        sec, usec = struct.unpack("ll", data[:16])
+        cm.append([lvl, typ, len(data), abs(sec + usec / 1e6 - time.time()) < 5])
+    r += [d.decode(), cm]
+    u.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 0)
+    u.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35), 1)
+    u.sendto(b"n", (PEER, PORT))
+    readable(u)
+    d, anc, flags, a = u.recvmsg(10, 256)
+    r.append([[lvl, typ, len(data)] for lvl, typ, data in anc])
+    u.close()
+    return r
+
+
+@case
+def udp_recv_flags_misc():
+    u = udp()
+    u.connect((PEER, PORT))
+    r = [E(u.recv, 10, socket.MSG_PEEK | socket.MSG_DONTWAIT)]
+    u.send(b"wait")
+    readable(u)
+    r.append(E(u.recv, 100, socket.MSG_WAITALL))
+    u.send(b"truncated!")
+    readable(u)
+    buf = bytearray(4)
+    r.append(E(u.recv_into, buf, 4, socket.MSG_TRUNC))
+    r.append(buf.decode())
+    r.append(E(u.recv, 10, socket.MSG_DONTWAIT))
+    u.close()
+    return r
+
+
+# ---------------------------------------------------------------- ports
+
+@case
+def bind_port0_distinct():
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    r = []
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        a, b = socket.socket(socket.AF_INET, kind), socket.socket(socket.AF_INET, kind)
+        a.bind(("0.0.0.0", 0))
+        b.bind(("0.0.0.0", 0))
+        pa, pb = a.getsockname()[1], b.getsockname()[1]
+        r.append([pa != pb, lo <= pa <= hi, lo <= pb <= hi, A(a.getsockname())])
+        c = socket.socket(socket.AF_INET, kind)
+        r.append(E(c.bind, ("0.0.0.0", pa)))
+        c.close()
+        a.close()
+        b.close()
+    return r
+
+
+@case
+def reuseport_listeners():
+    p = lport()
+    l1, l2, l3 = socket.socket(), socket.socket(), socket.socket()
+    for s in (l1, l2):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    r = [E(l1.bind, (LOCAL, p)), E(l1.listen, 8), E(l2.bind, (LOCAL, p)), E(l2.listen, 8), E(l3.bind, (LOCAL, p)),
+         gso(l2, socket.SOL_SOCKET, socket.SO_REUSEPORT)]
+    ctl = []
+    for _ in range(4):
+        c = conn(f"CONNECT {p} hold")
+        ctl.append(readline(c))
+        ctl.append(c)
+    got = 0
+    for s in (l1, l2):
+        s.setblocking(False)
+    end = time.monotonic() + 2
+    acc = []
+    while got < 4 and time.monotonic() < end:
+        for s in select.select([l1, l2], [], [], 0.5)[0]:
+            try:
+                a, _ = s.accept()
+                acc.append(a)
+                got += 1
+            except BlockingIOError:
+                pass
+    r.append([x for x in ctl if isinstance(x, str)])
+    r.append(got)
+    for x in acc + [c for c in ctl if not isinstance(c, str)] + [l1, l2, l3]:
+        x.close()
+    u1, u2 = udp(), udp()
+    for u in (u1, u2):
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    q = lport()
+    r += [E(u1.bind, (LOCAL, q)), E(u2.bind, (LOCAL, q))]
+    u1.close()
+    u2.close()
+    return r
+
+
+@case
+def many_connections_300():
+    socks = []
+    r = {}
+    try:
+        for i in range(300):
+            socks.append(conn("ECHO"))
+        r["opened"] = len(socks)
+        r["ports_distinct"] = len(set(s.getsockname()[1] for s in socks))
+        for i, s in enumerate(socks):
+            s.send(bytes([i % 256]))
+        ok = 0
+        for i, s in enumerate(socks):
+            s.settimeout(2)
+            if s.recv(1) == bytes([i % 256]):
+                ok += 1
+        r["echoed"] = ok
+    finally:
+        for s in socks:
+            s.close()
+    return r
+
+
+# ---------------------------------------------------------------- flow control / threads
+
+@case
+def send_buffer_full():
+    s = conn("SLEEP 700")
+    s.setblocking(False)
+    total, err = 0, None
+    chunk = b"\0" * 65536
+    for _ in range(2000):
+        try:
+            total += s.send(chunk)
+        except BlockingIOError as e:
+            err = ename(e)
+            break
+    r = [err, total > 0, evnames(pollev(s, select.POLLOUT))]
+    s.setblocking(True)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 100000))
+    x = E(s.send, chunk)
+    r.append(x if isinstance(x, str) else "int")
+    r.append(wait_until(lambda: pollev(s, select.POLLOUT) & select.POLLOUT, 3))
+    s.close()
+    return r
+
+
+@case
+def send_after_peer_shutwr():
+    t = tag()
+    s = conn("SHUTWR", t)
+    r = [wait_until(lambda: pollev(s) & POLLRDHUP, 3), E(s.recv, 10), E(s.sendall, pattern(1000)),
+         E(s.shutdown, socket.SHUT_WR), peer_result(t)]
+    s.close()
+    return r
+
+
+def _in_thread(fn):
+    out = []
+    th = threading.Thread(target=lambda: out.append(E(fn)), daemon=True)
+    th.start()
+    return th, out
+
+
+@case
+def shutdown_wakes_blocked_recv():
+    s = conn("DRAIN")
+    th, out = _in_thread(lambda: s.recv(10))
+    time.sleep(0.1)
+    r = [th.is_alive(), E(s.shutdown, socket.SHUT_RD)]
+    th.join(2)
+    r += [th.is_alive(), out]
+    s.close()
+    return r
+
+
+@case
+def shutdown_wakes_blocked_accept():
+    ls = listener()
+    th, out = _in_thread(lambda: ls.accept())
+    time.sleep(0.1)
+    r = [th.is_alive(), E(ls.shutdown, socket.SHUT_RDWR)]
+    th.join(2)
+    r += [th.is_alive(), out]
+    ls.close()
+    return r
+
+
+@case
+def self_connect():
+    # a program connecting to its own listener on its own address (the
+    # stack's loopback queue under xstack, docs/shim.md)
+    ls = listener()
+    c = socket.socket()
+    c.settimeout(1)
+    r = [E(c.connect, (LOCAL, ls.getsockname()[1]))]
+    if r[0] is None:
+        a, addr = ls.accept()
+        c.sendall(b"self")
+        r += [A(addr), E(a.recv, 10)]
+        a.close()
+    c.close()
     ls.close()
     return r
 

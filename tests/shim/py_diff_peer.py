@@ -27,6 +27,13 @@ names the connection (results are kept under it), CMD is one of
   UDPFROM SPORT DPORT HEX  send the datagram HEX from HOST:SPORT to the
                         client's IP:DPORT; answer "ok"
   RESULT OTHERTAG MS    wait up to MS for OTHERTAG's drain result; answer it
+  UDPSEEN N MS          bind a UDP socket (IP_RECVTTL, IP_RECVTOS) on HOST:0,
+                        answer "port P", read up to N datagrams for MS ms,
+                        answer "seen TTL/TOS/LEN ..." (or "seen none")
+  SENDOOB               send "ab", then "c" with MSG_OOB, then drain
+  RECVOOB MS            wait up to MS for urgent data; answer "oob HEX" or
+                        "oob none", then drain
+  SLEEP MS              read nothing for MS ms, then drain
 "drain" reads (discarding) until EOF, reset or 20 s, and records
 "eof COUNT" | "reset COUNT" | "open COUNT" under TAG.
 UDP HOST:PORT echoes every datagram (including empty ones).
@@ -234,6 +241,51 @@ def handle(c):
                 u.sendto(data, (ip, int(a[1])))
                 u.close()
             send_line(c, "ok")
+            c.close()
+        elif op == "UDPSEEN":
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)
+            u.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTOS", 13), 1)
+            u.bind((HOST[0], 0))
+            send_line(c, f"port {u.getsockname()[1]}")
+            seen = []
+            end = time.monotonic() + int(a[1]) / 1000.0
+            while len(seen) < int(a[0]):
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([u], [], [], left)[0]:
+                    break
+                d, anc, _, _ = u.recvmsg(65536, 256)
+                ttl = tos = -1
+                for lvl, typ, data in anc:
+                    if typ == getattr(socket, "IP_TTL", 2):
+                        ttl = struct.unpack("i", data[:4])[0]
+                    elif typ == getattr(socket, "IP_TOS", 1):
+                        tos = data[0]
+                seen.append(f"{ttl}/{tos:#x}/{len(d)}")
+            u.close()
+            send_line(c, "seen " + (" ".join(seen) or "none"))
+            drain(c, tag, seconds=3)
+            c.close()
+        elif op == "SENDOOB":
+            c.sendall(b"ab")
+            c.send(b"c", socket.MSG_OOB)
+            drain(c, tag)
+            c.close()
+        elif op == "RECVOOB":
+            p = select.poll()
+            p.register(c, select.POLLPRI)
+            got = "none"
+            if p.poll(int(a[0])):
+                try:
+                    got = c.recv(1, socket.MSG_OOB).hex()
+                except OSError as e:
+                    got = "err " + errno.errorcode.get(e.errno, str(e.errno))
+            send_line(c, f"oob {got}")
+            drain(c, tag)
+            c.close()
+        elif op == "SLEEP":
+            time.sleep(int(a[0]) / 1000.0)
+            drain(c, tag)
             c.close()
         elif op == "RESULT":
             with cond:

@@ -829,6 +829,57 @@ TEST(NativeEpoll, ReadyListRotatesDropsDrainedAndSeesCallChanges) {
   p.b->close(ep);
 }
 
+// A program talking to itself: TCP and UDP to the stack's own address and to
+// 127.0.0.1 go through the stack's loopback queue (Linux's lo), both ends
+// in the same stack.
+TEST(NativeLoopback, TcpAndUdpToOurselves) {
+  NativePair p;
+  int l = p.listen_b(140);
+  for (Ipv4Addr dst : {kB, Ipv4Addr::from_octets(127, 0, 0, 1)}) {
+    int c = p.b->socket(AF_INET, SOCK_STREAM, 0);
+    auto to = sin_of(dst, 140);
+    ASSERT_EQ(p.b->connect(c, sa(to), sizeof to), 0) << strerror(errno);
+    sockaddr_in peer{};
+    socklen_t pl = sizeof peer;
+    int s = p.b->accept(l, reinterpret_cast<sockaddr*>(&peer), &pl);
+    ASSERT_GE(s, 0);
+    EXPECT_EQ(ntohl(peer.sin_addr.s_addr), dst.v) << "the source is the address connected to";
+    std::string big(200000, 'q');
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    std::thread tx([&] { EXPECT_EQ(p.b->send(c, big.data(), big.size(), MSG_WAITALL), ssize_t(big.size())); });
+    std::string got(big.size(), 0);
+    EXPECT_EQ(p.b->recv(s, got.data(), got.size(), MSG_WAITALL), ssize_t(big.size()));
+    tx.join();
+    EXPECT_EQ(got, big);
+    ASSERT_EQ(p.b->send(s, "back", 4, 0), 4);
+    char buf[8];
+    ASSERT_EQ(p.b->recv(c, buf, 4, MSG_WAITALL), 4);
+    EXPECT_EQ(std::string(buf, 4), "back");
+    p.b->close(c);
+    EXPECT_EQ(p.b->recv(s, buf, sizeof buf, 0), 0);
+    p.b->close(s);
+  }
+  // Nothing listens: refused at once.
+  int c = p.b->socket(AF_INET, SOCK_STREAM, 0);
+  auto none = sin_of(kB, 141);
+  EXPECT_EQ(p.b->connect(c, sa(none), sizeof none), -1);
+  EXPECT_EQ(errno, ECONNREFUSED);
+  p.b->close(c);
+  // UDP to our own bound port.
+  int u = p.b->socket(AF_INET, SOCK_DGRAM, 0);
+  auto ub = sin_of(Ipv4Addr::any(), 5002), self = sin_of(kB, 5002);
+  ASSERT_EQ(p.b->bind(u, sa(ub), sizeof ub), 0);
+  ASSERT_EQ(p.b->sendto(u, "me", 2, 0, sa(self), sizeof self), 2);
+  sockaddr_in from{};
+  socklen_t fl = sizeof from;
+  char buf[8];
+  ASSERT_EQ(p.b->recvfrom(u, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl), 2);
+  EXPECT_EQ(std::string(buf, 2), "me");
+  EXPECT_EQ(ntohs(from.sin_port), 5002);
+  p.b->close(u);
+  p.b->close(l);
+}
+
 // SO_PEEK_OFF (sk_peek_off): -1 by default; once set, each MSG_PEEK starts
 // there and moves it on, a read moves it back; UDP peeks pass over whole
 // datagrams the offset covers.
