@@ -73,12 +73,7 @@ void privatize_locked(int epfd, int companion) {
     Inside in;
     devs = r->device_fds();
   }
-  for (int dfd : devs) {
-    epoll_event dev{};
-    dev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
-    real::epoll_ctl(p, EPOLL_CTL_ADD, dfd, &dev);
-  }
+  add_device_waits(p, devs);
   real::epoll_ctl(epfd, EPOLL_CTL_DEL, companion, nullptr);
   for (int dfd : devs) real::epoll_ctl(epfd, EPOLL_CTL_DEL, dfd, nullptr);
   if (r != nullptr && !devs.empty()) {
@@ -102,12 +97,7 @@ void unprivatize_locked(int epfd) {
     real::epoll_ctl(epfd, EPOLL_CTL_ADD, c, &ev);
     if (r != nullptr && r->mode() == PollMode::Interrupt) {
       Inside in;
-      for (int dfd : r->device_fds()) {
-        epoll_event dev{};
-        dev.events = EPOLLIN | EPOLLEXCLUSIVE;
-        dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
-        real::epoll_ctl(epfd, EPOLL_CTL_ADD, dfd, &dev);
-      }
+      add_device_waits(epfd, r->device_fds());
       r->engine().requeue_device_waits();
     }
   }
@@ -117,6 +107,15 @@ void unprivatize_locked(int epfd) {
 }
 
 }  // namespace
+
+void add_device_waits(int set, const std::vector<int>& devs) {
+  for (int dfd : devs) {
+    epoll_event dev{};
+    dev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
+    real::epoll_ctl(set, EPOLL_CTL_ADD, dfd, &dev);
+  }
+}
 
 void record(int epfd, int op, int fd, const epoll_event* ev) {
   std::lock_guard<std::mutex> lk(g_mu);

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace xs::shim::epshare {
 
@@ -27,6 +28,11 @@ constexpr uint64_t kDevMarker = 0x7873746400000000ULL;  // "xstd" << 32, a devic
 constexpr uint64_t kSetMarker = 0x7873746500000000ULL;  // "xste" << 32, the shared set, in the private one
 
 // Parent side: a successful epoll_ctl of an xstack socket in epfd's companion.
+// Adds the device's descriptors to kernel set `set`, EPOLLEXCLUSIVE under
+// kDevMarker: arriving frames wake one thread sleeping there, which then runs
+// the stack itself (the caller requeues the progress thread's entry behind).
+void add_device_waits(int set, const std::vector<int>& devs);
+
 void record(int epfd, int op, int fd, const epoll_event* ev);
 // Parent side: epfd got a companion. After a fork, a new companion goes
 // straight to a private set (the kernel set may be shared with children).

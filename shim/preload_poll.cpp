@@ -31,7 +31,6 @@ using xs::native::Runtime;
 
 namespace {
 
-using epshare::kDevMarker;
 using epshare::kMarker;
 
 int64_t now_ns() {
@@ -112,12 +111,7 @@ int companion_for(int epfd, bool create) {
   // Exclusive: a burst of frames wakes one waiting thread, not every thread
   // with a companion and the progress thread too (Engine::requeue_device_waits).
   if (!spinning(r)) {
-    for (int dfd : r->device_fds()) {
-      epoll_event dev{};
-      dev.events = EPOLLIN | EPOLLEXCLUSIVE;
-      dev.data.u64 = kDevMarker | static_cast<uint32_t>(dfd);
-      real::epoll_ctl(epfd, EPOLL_CTL_ADD, dfd, &dev);
-    }
+    epshare::add_device_waits(epfd, r->device_fds());
     r->engine().requeue_device_waits();
   }
   set_kind(c, FdKind::Companion);
