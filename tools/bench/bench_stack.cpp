@@ -199,29 +199,42 @@ class Wire final : public FrameSink {
   uint32_t cur_ = 0;
 };
 
-void BM_TcpBulkTwoStacks(benchmark::State& state) {
-  SeededRandom ra(1), rb(2);
+// Two stacks joined by a Wire each way, with a connection from A (c) to a
+// listener on B, accepted (s); null `s` if the handshake failed.
+struct TwoStacks {
+  SeededRandom ra{1}, rb{2};
   Wire to_b, to_a;
-  Stack a(config(kMacA, kA), ra, to_b);
-  Stack b(config(kMacB, kB), rb, to_a);
-  (void)a.arp().insert_static(kB, kMacB);
-  (void)b.arp().insert_static(kA, kMacA);
+  Stack a{config(kMacA, kA), ra, to_b};
+  Stack b{config(kMacB, kB), rb, to_a};
   Instant now{1000000};
-  TcpSocket* l = b.tcp().open();
-  (void)l->bind({Ipv4Addr::any(), 5001});
-  (void)l->listen(8);
-  TcpSocket* c = a.tcp().open();
-  (void)c->connect(now, {kB, 5001});
-  for (int i = 0; i < 4; ++i) {
-    to_b.drain(b, now);
-    to_a.drain(a, now);
+  TcpSocket* c = nullptr;
+  TcpSocket* s = nullptr;
+  TwoStacks() {
+    (void)a.arp().insert_static(kB, kMacB);
+    (void)b.arp().insert_static(kA, kMacA);
+    TcpSocket* l = b.tcp().open();
+    (void)l->bind({Ipv4Addr::any(), 5001});
+    (void)l->listen(8);
+    c = a.tcp().open();
+    (void)c->connect(now, {kB, 5001});
+    for (int i = 0; i < 4; ++i) {
+      to_b.drain(b, now);
+      to_a.drain(a, now);
+    }
+    if (auto acc = l->accept(now)) s = *acc;
   }
-  auto acc = l->accept(now);
-  if (!acc) {
+};
+
+void BM_TcpBulkTwoStacks(benchmark::State& state) {
+  TwoStacks t;
+  if (t.s == nullptr) {
     state.SkipWithError("not accepted");
     return;
   }
-  TcpSocket* s = *acc;
+  Stack &a = t.a, &b = t.b;
+  Wire &to_a = t.to_a, &to_b = t.to_b;
+  Instant& now = t.now;
+  TcpSocket *c = t.c, *s = t.s;
   std::vector<uint8_t> out(256 * 1024, 0x5a), in(256 * 1024);
   uint64_t segs = 0, bytes = 0;
   auto round = [&] {
@@ -253,28 +266,15 @@ BENCHMARK(BM_TcpBulkTwoStacks)->MinTime(2.0);
 // each through one stack's output and the other's input, and four socket
 // calls. Time per round trip, for comparison with the raw AF_XDP floor.
 void BM_TcpPingPong64(benchmark::State& state) {
-  SeededRandom ra(1), rb(2);
-  Wire to_b, to_a;
-  Stack a(config(kMacA, kA), ra, to_b);
-  Stack b(config(kMacB, kB), rb, to_a);
-  (void)a.arp().insert_static(kB, kMacB);
-  (void)b.arp().insert_static(kA, kMacA);
-  Instant now{1000000};
-  TcpSocket* l = b.tcp().open();
-  (void)l->bind({Ipv4Addr::any(), 5001});
-  (void)l->listen(8);
-  TcpSocket* c = a.tcp().open();
-  (void)c->connect(now, {kB, 5001});
-  for (int i = 0; i < 4; ++i) {
-    to_b.drain(b, now);
-    to_a.drain(a, now);
-  }
-  auto acc = l->accept(now);
-  if (!acc) {
+  TwoStacks t;
+  if (t.s == nullptr) {
     state.SkipWithError("not accepted");
     return;
   }
-  TcpSocket* s = *acc;
+  Stack &a = t.a, &b = t.b;
+  Wire &to_a = t.to_a, &to_b = t.to_b;
+  Instant& now = t.now;
+  TcpSocket *c = t.c, *s = t.s;
   uint8_t msg[64], buf[64];
   memset(msg, 0x5a, sizeof msg);
   uint64_t trips = 0;
