@@ -83,6 +83,7 @@ struct Runtime::Obj {
   // moves a reported level-triggered one to the tail. epoll_wait thus costs
   // O(candidates), not O(registrations).
   std::vector<int> ready;
+  std::vector<int> ready_tail;  // epoll: collect's scratch (reported LT entries), kept to avoid an allocation per wait
   int refs = 1;                  // descriptor numbers naming this object (dup_alias)
   // Signal-driven I/O (F_SETOWN, F_SETOWN_EX, F_SETSIG, O_ASYNC / FIOASYNC):
   // the owner (a process, -process group, or a thread), the signal (0: SIGIO)

@@ -154,7 +154,8 @@ int Runtime::epoll_collect_locked(Obj& ep, epoll_event* evs, int max, bool consu
   std::vector<int>& q = ep.ready;
   int n = 0;
   size_t keep = 0;
-  std::vector<int> tail;
+  std::vector<int>& tail = ep.ready_tail;
+  tail.clear();
   for (size_t i = 0; i < q.size(); ++i) {
     const int fd = q[i];
     auto it = ep.regs.find(fd);
