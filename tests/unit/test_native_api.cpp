@@ -920,15 +920,15 @@ TEST(NativePeekOff, TcpAndUdp) {
   ASSERT_EQ(p.b->bind(ub, sa(sb), sizeof sb), 0);
   ASSERT_EQ(p.a->sendto(ua, "abcdef", 6, 0, sa(sb), sizeof sb), 6);
   ASSERT_EQ(p.a->sendto(ua, "XY", 2, 0, sa(sb), sizeof sb), 2);
-  for (int i = 0; i < 2000; ++i) {
-    int n = 0;
-    if (p.b->ioctl(ub, FIONREAD, &n) == 0 && n > 0) {
-      // both datagrams: wait until the second one is queued too
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      break;
-    }
+  // Both datagrams queued: a peek 6 bytes in (past the first) finds "XY".
+  v = 6;
+  ASSERT_EQ(p.b->setsockopt(ub, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v), 0);
+  ssize_t got = -1;
+  for (int i = 0; i < 2000 && (got = p.b->recv(ub, buf, 16, MSG_PEEK | MSG_DONTWAIT)) != 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  ASSERT_EQ(got, 2);
+  EXPECT_EQ(std::string(buf, 2), "XY");
   v = 0;
   ASSERT_EQ(p.b->setsockopt(ub, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v), 0);
   ASSERT_EQ(p.b->recv(ub, buf, 2, MSG_PEEK), 2);
