@@ -32,13 +32,8 @@ ONLY=()
 LAB_TEST="the shim conformance test"
 source "$HERE/../support/lab_test.sh"
 
-for c in ip ethtool python3 timeout; do
-  command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool python3 coreutils)"
-done
-[[ -x "$LAB" ]] || { echo "FAIL: $LAB not found or not executable" >&2; exit 1; }
-[[ -x "$RUN" ]] || { echo "FAIL: $RUN not found or not executable" >&2; exit 1; }
+lab_test_need_shim
 [[ -x "$BIN" ]] || { echo "FAIL: $BIN not built (set XS_BUILD_DIR)" >&2; exit 1; }
-[[ -f "$SHIM" ]] || { echo "FAIL: $SHIM not built (set XS_BUILD_DIR)" >&2; exit 1; }
 lab_test_init xs
 lab_test_up
 ip netns exec "$XSL_NS_A" ip link set lo up

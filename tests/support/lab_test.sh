@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # The frame shared by shell tests that build a lab of their own
 # (tests/veth/test_examples.sh, tests/veth/test_observability.sh,
-# tests/shim/test_shim.sh). Sourced after `set -euo pipefail` with
+# tests/shim/test_shim.sh, tests/shim/test_py_diff.sh). Sourced after `set -euo pipefail` with
 #   LAB_TEST="the ... test"   (named in the CI failure message)
 #   LAB (tools/xstack-lab)
 # It gives: IN_CI, cannot_run, lab_test_init PREFIX (root, netns, unique lab
-# name N, TMP, CHILDREN, the cleanup trap), lab_test_up (the lab, its env,
+# name N, TMP, CHILDREN, the cleanup trap), lab_test_need_shim (the commands,
+# lab tool, launcher and shim a shim test needs), lab_test_up (the lab, its env,
 # IN_A/IN_B), pass/fail/check/show_log, start_bg, wait_for, running.
 # A test that must clean up more defines lab_test_cleanup_extra.
 
@@ -47,6 +48,19 @@ lab_test_init() {
   CHILDREN=()
   trap lab_test_cleanup EXIT
   trap 'exit 130' INT TERM
+}
+
+# lab_test_need_shim: what a test running a program under the shim needs:
+# the commands (missing: cannot_run), and the lab tool $LAB, the launcher
+# $RUN and the built shim $SHIM (missing: a failure, it is ours to build).
+lab_test_need_shim() {
+  local c
+  for c in ip ethtool python3 timeout; do
+    command -v "$c" >/dev/null 2>&1 || cannot_run "command '$c' missing (apt-get install -y iproute2 ethtool python3 coreutils)"
+  done
+  [[ -x "$LAB" ]] || { echo "FAIL: $LAB not found or not executable" >&2; exit 1; }
+  [[ -x "$RUN" ]] || { echo "FAIL: $RUN not found or not executable" >&2; exit 1; }
+  [[ -f "$SHIM" ]] || { echo "FAIL: $SHIM not built (set XS_BUILD_DIR)" >&2; exit 1; }
 }
 
 # lab_test_up: the flat lab; sets the XSL_* variables, IN_A and IN_B.
