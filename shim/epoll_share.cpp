@@ -32,6 +32,14 @@ std::unordered_map<int, Regs> g_pending;  // in a child: inherited epoll fds not
 std::atomic<int> g_active{0};             // g_sets.size() + g_pending.size(): the fast path of number_closed
 std::atomic<int> g_pending_n{0};          // g_pending.size(): the fast path of inherit
 std::atomic<int> g_private[kMaxFd];       // kernel epoll fd -> private epoll fd + 1 (0: none)
+// fd may be a key or a member in g_sets/g_pending: set before it becomes one,
+// cleared by number_closed. The fast path of number_closed, which runs on
+// every close (a server closes a file per request).
+std::atomic<uint8_t> g_mentioned[kMaxFd];
+
+void mention(int fd) {
+  if (fd >= 0 && fd < kMaxFd) g_mentioned[fd].store(1, std::memory_order_relaxed);
+}
 bool g_forked = false;                    // this process has forked since its stack started
 
 int64_t mono_ns() {
@@ -119,6 +127,8 @@ void add_device_waits(int set, const std::vector<int>& devs) {
 
 void record(int epfd, int op, int fd, const epoll_event* ev) {
   std::lock_guard<std::mutex> lk(g_mu);
+  mention(epfd);
+  mention(fd);
   Regs& regs = g_sets[epfd];
   if (op == EPOLL_CTL_DEL) regs.erase(fd);
   else if (ev != nullptr) regs[fd] = *ev;
@@ -127,6 +137,7 @@ void record(int epfd, int op, int fd, const epoll_event* ev) {
 
 void companion_made(int epfd, int companion) {
   std::lock_guard<std::mutex> lk(g_mu);
+  mention(epfd);
   g_sets[epfd];
   count_locked();
   if (g_forked) privatize_locked(epfd, companion);  // the set may be shared with a child already
@@ -144,7 +155,9 @@ void number_closed(int fd) {
     if (p >= 0) real::close(p);
   }
   if (g_active.load(std::memory_order_acquire) == 0) return;
+  if (g_mentioned[fd].load(std::memory_order_relaxed) == 0) return;
   std::lock_guard<std::mutex> lk(g_mu);
+  g_mentioned[fd].store(0, std::memory_order_relaxed);
   g_sets.erase(fd);
   g_pending.erase(fd);
   for (auto& [ep, regs] : g_sets) regs.erase(fd);
@@ -159,38 +172,30 @@ void exposed(int epfd) {
   log(LogLevel::Info, "epoll fd %d is nested or polled: a child sharing it may see the parent's wakes", epfd);
 }
 
-int strip(epoll_event* evs, int n, bool* frames) {
+int strip(epoll_event* evs, int n) {
   int out = 0;
   for (int i = 0; i < n; ++i) {
     uint64_t hi = evs[i].data.u64 & ~uint64_t{0xffffffff};
-    if (hi == kMarker || hi == kSetMarker) continue;
-    if (hi == kDevMarker) {
-      *frames = true;
-      continue;
-    }
+    if (hi == kMarker || hi == kSetMarker || hi == kDevMarker) continue;
     evs[out++] = evs[i];
   }
   return out;
 }
 
-int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mask, bool* frames) {
+int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mask) {
   int p = private_of(epfd);
   if (p < 0) {
     int got = mask ? real::epoll_pwait(epfd, evs, max, ms, mask) : real::epoll_wait(epfd, evs, max, ms);
-    return got < 0 ? -1 : strip(evs, got, frames);
+    return got < 0 ? -1 : strip(evs, got);
   }
   epoll_event pe[8];
   int got = mask ? real::epoll_pwait(p, pe, 8, ms, mask) : real::epoll_wait(p, pe, 8, ms);
   if (got < 0) return errno == EBADF ? 0 : -1;  // EBADF: made public again meanwhile (exposed)
   bool set_ready = false;
-  for (int i = 0; i < got; ++i) {
-    uint64_t hi = pe[i].data.u64 & ~uint64_t{0xffffffff};
-    if (hi == kDevMarker) *frames = true;
-    if (pe[i].data.u64 == kSetMarker) set_ready = true;
-  }
+  for (int i = 0; i < got; ++i) set_ready |= pe[i].data.u64 == kSetMarker;
   if (!set_ready) return 0;
   got = real::epoll_wait(epfd, evs, max, 0);
-  return got < 0 ? -1 : strip(evs, got, frames);
+  return got < 0 ? -1 : strip(evs, got);
 }
 
 int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask) {
@@ -205,8 +210,7 @@ int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const si
       got = real::epoll_pwait2(epfd, evs, max, &ts, mask);
     }
     if (got <= 0) return got;
-    bool frames = false;
-    int k = strip(evs, got, &frames);
+    int k = strip(evs, got);
     if (k > 0 || timeout_ns == 0) return k;
     if (deadline >= 0) {  // only the parent's entries were ready: wait on for what is left
       timeout_ns = deadline - mono_ns();

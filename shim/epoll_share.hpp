@@ -55,13 +55,14 @@ void exposed(int epfd);
 
 // Waits on kernel epoll sets (preload_poll.cpp's epoll_wait). strip:
 // removes the shim's own entries from evs[0, n) and returns how many are
-// left (*frames: a device descriptor was readable). kernel_wait: the kernel
+// left (device descriptors included: the caller's next wait_begin polls the
+// rings whether or not they were readable). kernel_wait: the kernel
 // half of a wait on epfd, which has a companion: on its private set if it
 // has one (the sleep includes the wakes and epfd itself). plain_wait: a wait
 // on a set without a companion here, which may hold the entries of the
 // process that has the stack (a set shared with it): skipped.
-int strip(epoll_event* evs, int n, bool* frames);
-int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mask, bool* frames);
+int strip(epoll_event* evs, int n);
+int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mask);
 int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask);
 
 // pthread_atfork handlers (called from state.cpp).

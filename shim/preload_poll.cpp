@@ -137,25 +137,20 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
   if (max <= 0 || evs == nullptr) return real::epoll_wait(epfd, evs, max, 0);  // the kernel's EINVAL/EFAULT
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   bool spin = spinning(r);
-  bool frames = false;
   for (;;) {
     int n;
     {
       Inside in;
-      r->epoll_rearm_wake(c);
-      if (spin || frames) r->poll_once();
+      r->wait_begin(c);
       n = r->epoll_wait(c, evs, max, 0);
     }
     if (n < 0) n = 0;
     int k = 0;
-    frames = false;
     if (n < max) {
+      // Device descriptors readable (marker events, stripped): the loop
+      // comes round to wait_begin, which polls.
       int ms = (n > 0 || spin) ? 0 : remaining_ms(deadline);
-      if (ms != 0) {
-        Inside in;
-        r->flush_deferred();  // what this thread's calls queued leaves before it sleeps
-      }
-      int got = epshare::kernel_wait(epfd, evs + n, max - n, ms, mask, &frames);
+      int got = epshare::kernel_wait(epfd, evs + n, max - n, ms, mask);
       if (got < 0) {
         if (n > 0) return n;
         return -1;  // EINTR and friends, as the kernel reports them
@@ -269,22 +264,16 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
     extra += dev_fds.size();
   }
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
-  bool frames = false;
   int result = 0;
   for (;;) {
     int nx;
     {
       Inside in;
-      r->epoll_rearm_wake(c);
-      if (spin || frames) r->poll_once();
+      r->wait_begin(c);
       nx = xs_set.empty() ? 0 : r->poll(xs_set.data(), xs_set.size(), 0);
     }
     if (nx < 0) nx = 0;
     int ms = (nx > 0 || spin) ? 0 : remaining_ms(deadline);
-    if (ms != 0) {
-      Inside in;
-      r->flush_deferred();  // what this thread's calls queued leaves before it sleeps
-    }
     int nk;
     if (mask) {
       timespec ts{ms / 1000, (ms % 1000) * 1000000L};
@@ -299,8 +288,6 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
     int ready = nx;
     size_t nk_user = k_set.size() - extra;
     for (size_t j = 0; j < nk_user; ++j) ready += k_set[j].revents != 0;
-    frames = false;
-    for (size_t j = nk_user + 1; j < k_set.size(); ++j) frames |= k_set[j].revents != 0;
     if (ready > 0 || (deadline >= 0 && now_ns() >= deadline)) {
       for (size_t j = 0; j < xs_set.size(); ++j) fds[xs_idx[j]].revents = xs_set[j].revents;
       for (size_t j = 0; j < nk_user; ++j) fds[k_idx[j]].revents = k_set[j].revents;
@@ -427,8 +414,7 @@ int epoll_pwait2(int epfd, epoll_event* evs, int max, const timespec* t, const s
   if (companion_of(epfd) < 0 && epshare::private_of(epfd) < 0) {
     epshare::inherit(epfd);
     int got = real::epoll_pwait2(epfd, evs, max, t, mask);
-    bool frames = false;
-    return got <= 0 ? got : epshare::strip(evs, got, &frames);  // a child: the parent's entries
+    return got <= 0 ? got : epshare::strip(evs, got);  // a child: the parent's entries
   }
   return epoll_wait_impl(epfd, evs, max, ns, mask);
 }

@@ -22,6 +22,21 @@ namespace {
 // CPU, and xstack-stat is never more than this out of date.
 constexpr Duration kStatsIdleRefresh = seconds(1);
 
+// Interrupt mode: while an application thread keeps polling the rings itself
+// (an event loop under load), the progress thread takes its wait off the
+// device descriptors and only looks this often whether the application went
+// quiet. Frames then wake nobody but the application: on a busy server the
+// progress thread used to be woken for every batch that arrived while the
+// application was running, preempting it (two context switches and a lock
+// hand-over per batch, ~20% of nginx's CPU on one core). It bounds how long
+// frames can wait when the application stops polling without sleeping on
+// the device descriptors (a long computation). The period starts at
+// kRestCheck and doubles, up to kRestCheckMax, while every look finds the
+// application still polling: on this VM a wakeup of the progress thread
+// costs tens of microseconds of the core it shares with the application.
+constexpr Duration kRestCheck = millis(1);
+constexpr Duration kRestCheckMax = millis(8);
+
 // Secrets for ISNs, cookies and port offsets come from the kernel's CSPRNG,
 // mixed into a fast generator.
 class OsSeededRandom final : public Random {
@@ -238,6 +253,9 @@ WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<boo
       // Registered under the lock: a poll that changes state after pred()
       // was false writes our eventfd, so no wakeup is lost.
       waiter_fds_.push_back(wfd);
+      // A resting progress thread watches no device descriptor: it must
+      // again, or nothing would poll for this sleeper.
+      if (resting_) wake();
       lk.unlock();
       int rc;
       int err = 0;
@@ -364,6 +382,7 @@ size_t Engine::poll_inline_locked(Instant now) {
   // scheduled, woken and to wake this thread in turn (two context switches
   // per batch on a busy server). An empty ring costs a few loads.
   const size_t n = poll_locked(now);
+  app_active_.store(true, std::memory_order_relaxed);  // see kRestCheck
   // Processing may have set an earlier deadline (a retransmission timer)
   // than the one the sleeping progress thread armed.
   rearm_locked();
@@ -372,7 +391,10 @@ size_t Engine::poll_inline_locked(Instant now) {
 
 bool Engine::rearm_locked() {
   Instant want = stack_->poll_at();
-  if (tx_deferred_) want = std::min(want, tx_flush_at_);
+  // A resting progress thread looks within kRestCheck anyway, and the
+  // application that rests it flushes at its next wait: no timer system call
+  // (and no wakeup) per deferred batch.
+  if (tx_deferred_ && !resting_) want = std::min(want, tx_flush_at_);
   // A call may have changed a queue: the snapshot is published on time.
   if (stats_) want = std::min(want, next_publish_);
   if (want >= armed_) return false;
@@ -385,12 +407,21 @@ bool Engine::rearm_locked() {
 }
 
 void Engine::requeue_device_waits() {
-  if (epfd_ < 0) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (epfd_ < 0 || resting_) return;  // leaving the rest adds them at the back
+  watch_devices_locked(false);
+  watch_devices_locked(true);
+}
+
+void Engine::watch_devices_locked(bool on) {
   for (int fd : dev_->wait_fds()) {
+    if (!on) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+      continue;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.fd = fd;
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);  // polls it: frames already waiting wake us
   }
 }
@@ -444,6 +475,7 @@ void Engine::run_spin() {
 
 void Engine::run_interrupt() {
   epoll_event evs[16];
+  bool woke_for_frames = false;
   while (!stop_.load(std::memory_order_relaxed)) {
     Instant deadline;
     {
@@ -451,7 +483,23 @@ void Engine::run_interrupt() {
       Instant now = clock_now();
       // Drain everything that is ready before sleeping.
       while (poll_locked(now) > 0) now = clock_now();
+      // kRestCheck: frames woke us although an application thread polled
+      // since our last sleep -> rest; resting, and no application poll for
+      // a whole period, or a thread now sleeping on its eventfd -> watch.
+      const bool app_polled = app_active_.exchange(false, std::memory_order_relaxed);
+      if (resting_ && (!app_polled || !waiter_fds_.empty())) {
+        resting_ = false;
+        watch_devices_locked(true);
+      } else if (resting_) {
+        rest_period_ = std::min(rest_period_ + rest_period_, kRestCheckMax);
+      } else if (woke_for_frames && app_polled && waiter_fds_.empty()) {
+        resting_ = true;
+        rest_period_ = kRestCheck;
+        watch_devices_locked(false);
+        rests_.store(rests_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
       deadline = stack_->poll_at();
+      if (resting_) deadline = std::min(deadline, now + rest_period_);
       // Publish what changed since the last snapshot, and keep checking a
       // capture reader's heartbeat while one is attached.
       // An idle engine also refreshes the snapshot every kStatsIdleRefresh,
@@ -468,6 +516,7 @@ void Engine::run_interrupt() {
       if (deadline != timer_set_) set_timer_locked(deadline);
     }
     int n = epoll_wait(epfd_, evs, 16, -1);
+    woke_for_frames = false;
     for (int i = 0; i < n; ++i) {
       uint64_t v;
       if (evs[i].data.fd == timerfd_ || evs[i].data.fd == eventfd_) {
@@ -479,6 +528,8 @@ void Engine::run_interrupt() {
         }
       } else if (host_ && evs[i].data.fd == host_->fd()) {
         host_pending_ = true;  // applied by the next poll_locked, under the lock
+      } else {
+        woke_for_frames = true;
       }
     }
   }

@@ -138,6 +138,7 @@ class Engine final : public SocketObserver {
 
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
+  uint64_t progress_rests() const { return rests_.load(std::memory_order_relaxed); }
   // The stats segment's name ("xstack-<pid>[.<n>]"), empty when not published.
   std::string stats_name() const { return stats_ ? stats_->name() : std::string(); }
 
@@ -174,6 +175,13 @@ class Engine final : public SocketObserver {
   // per call.
   std::atomic<bool> app_active_{false};
   bool events_ = false;
+  // Interrupt mode: the progress thread has taken its wait off the device
+  // descriptors while an application thread polls them (kRestCheck in
+  // engine.cpp). Under mu_.
+  bool resting_ = false;
+  Duration rest_period_{};  // how long it sleeps before the next look
+  std::atomic<uint64_t> rests_{0};  // times it went to rest
+  void watch_devices_locked(bool on);
   Instant armed_ = kNever;  // the progress thread's timer deadline
   Instant timer_set_ = kNever;  // what timerfd_ is set to (under mu_)
   bool tx_deferred_ = false;     // frames queued by a call, not kicked yet (tx_defer)

@@ -94,7 +94,11 @@ struct Runtime::Obj {
   int sigio = 0;
   uint32_t async_seen = 0;
   bool wake = false;             // epoll: write fd when a target signals (epoll_set_wake)
-  bool wake_pending = false;     // epoll: written since the last epoll_rearm_wake
+  bool wake_pending = false;     // epoll: written since the last wait_begin
+  // epoll: a thread polls in wait_begin and collects right after: events its
+  // poll queues need no wake (two system calls per event loop iteration);
+  // what its collect leaves ready writes the wake (Runtime::epoll_wait).
+  bool collecting = false;
 };
 
 inline int fail(int e) {

@@ -209,9 +209,10 @@ int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
   if (ep->closed) return fail(EBADF);
   bool lt = false;
   int n = epoll_collect_locked(*ep, evs, max, true, &lt);
-  // Wake mode: a level-triggered event stays ready, so other threads sleeping
-  // on the same instance must see it too (Linux puts it back on the ready list).
-  if (lt && ep->wake && !ep->wake_pending) {
+  // Wake mode: a level-triggered event stays ready, and events beyond `max`
+  // wait, so other threads sleeping on the same instance must see them too
+  // (Linux puts them back on the ready list and wakes another waiter).
+  if ((lt || !ep->ready.empty()) && ep->wake && !ep->wake_pending) {
     ep->wake_pending = true;
     uint64_t one = 1;
     ssize_t w = ::write(ep->fd, &one, sizeof one);

@@ -308,7 +308,7 @@ void Runtime::signal_locked(Obj& o, int depth) {
     // outer one (its gen drives EPOLLET there); nesting is at most
     // kMaxEpollNests deep (epoll_ctl refuses deeper, as Linux's ELOOP).
     if (depth < kMaxEpollNests && !ep->watchers.empty()) signal_locked(*ep, depth + 1);
-    if (!ep->wake || ep->wake_pending) continue;
+    if (!ep->wake || ep->wake_pending || ep->collecting) continue;
     ep->wake_pending = true;
     uint64_t one = 1;
     ssize_t r = ::write(ep->fd, &one, sizeof one);
@@ -324,14 +324,22 @@ int Runtime::epoll_set_wake(int epfd) {
   return 0;
 }
 
-void Runtime::epoll_rearm_wake(int epfd) {
+void Runtime::wait_begin(int epfd) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(epfd);
-  if (!o || o->kind != Obj::Kind::Epoll || !o->wake_pending) return;
-  uint64_t v;
-  ssize_t r = ::read(o->fd, &v, sizeof v);
-  (void)r;
-  o->wake_pending = false;
+  if (!o || o->kind != Obj::Kind::Epoll) {
+    poll_once_locked();
+    return;
+  }
+  if (o->wake_pending) {
+    uint64_t v;
+    ssize_t r = ::read(o->fd, &v, sizeof v);
+    (void)r;
+    o->wake_pending = false;
+  }
+  o->collecting = true;
+  poll_once_locked();
+  o->collecting = false;
 }
 
 void Runtime::epoll_refresh_wake(int epfd) {
@@ -410,12 +418,14 @@ std::vector<int> Runtime::device_fds() {
 
 void Runtime::poll_once() {
   std::lock_guard<std::mutex> lk(e_.mutex());
-  e_.poll_locked(Engine::clock_now());
+  poll_once_locked();
 }
 
-void Runtime::flush_deferred() {
-  std::lock_guard<std::mutex> lk(e_.mutex());
-  e_.flush_deferred_locked();
+void Runtime::poll_once_locked() {
+  // Interrupt mode: the inline poll also tells the progress thread that this
+  // application polls (it rests) and re-arms its timer if a deadline moved.
+  if (e_.config().poll_mode == PollMode::Interrupt) e_.poll_inline_locked(Engine::clock_now());
+  else e_.poll_locked(Engine::clock_now());
 }
 
 bool Runtime::try_flush_deferred() {

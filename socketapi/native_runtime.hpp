@@ -128,8 +128,14 @@ class Runtime {
   // becomes readable when a registered socket signals an event, so that a
   // kernel epoll/poll can sleep on it beside kernel descriptors.
   int epoll_set_wake(int epfd);
-  // Drains that eventfd and re-arms the wake; call before collecting events.
-  void epoll_rearm_wake(int epfd);
+  // The start of a shim wait on `epfd`, under one lock: drains its eventfd
+  // (re-arming the wake) before events are collected, then one engine loop
+  // iteration on the calling thread. An event loop coming back to wait has
+  // finished its batch: what it sent (deferred by tx_defer, EngineConfig)
+  // leaves now in one kick, and frames that arrived meanwhile are processed
+  // here, so a busy loop keeps the progress thread resting (Engine). An
+  // empty RX ring costs a few loads.
+  void wait_begin(int epfd);
   // Drains it, then writes it again if an event is ready now: for an epoll
   // instance nested in another or polled, whose readiness is that eventfd's.
   void epoll_refresh_wake(int epfd);
@@ -150,11 +156,9 @@ class Runtime {
   // One engine loop iteration on the calling thread (spin modes, or when a
   // device descriptor is readable).
   void poll_once();
-  // Sends frames the engine deferred (EngineConfig::tx_defer): called by the
-  // shim before it blocks in a kernel wait.
-  void flush_deferred();
-  // The same without waiting for the engine lock (from _exit, which may run
-  // in a signal handler): false when the lock was busy.
+  // Sends frames the engine deferred (EngineConfig::tx_defer) without waiting
+  // for the engine lock (from _exit, which may run in a signal handler):
+  // false when the lock was busy.
   bool try_flush_deferred();
   // The packet device's descriptors: readable when frames wait (interrupt
   // mode). A waiter that sleeps on them too can run the stack itself instead
@@ -169,6 +173,7 @@ class Runtime {
   struct Obj;
 
  private:
+  void poll_once_locked();
   std::shared_ptr<Obj> lookup_locked(int fd);
   // errno for an fd that is not a socket of ours: EBADF or ENOTSOCK.
   int bad_fd_errno(int fd);
