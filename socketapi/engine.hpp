@@ -180,6 +180,7 @@ class Engine final : public SocketObserver {
   // engine.cpp). Under mu_.
   bool resting_ = false;
   Duration rest_period_{};  // how long it sleeps before the next look
+  int rest_misses_ = 0;     // looks in a row that found no application poll
   std::atomic<uint64_t> rests_{0};  // times it went to rest
   void watch_devices_locked(bool on);
   Instant armed_ = kNever;  // the progress thread's timer deadline
