@@ -183,6 +183,7 @@ class Engine final : public SocketObserver {
   int rest_misses_ = 0;     // looks in a row that found no application poll
   std::atomic<uint64_t> rests_{0};  // times it went to rest
   void watch_devices_locked(bool on);
+  void notify_waiters_locked();  // after a poll that changed readiness (events_)
   Instant armed_ = kNever;  // the progress thread's timer deadline
   Instant timer_set_ = kNever;  // what timerfd_ is set to (under mu_)
   bool tx_deferred_ = false;     // frames queued by a call, not kicked yet (tx_defer)
