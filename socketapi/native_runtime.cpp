@@ -101,6 +101,8 @@ bool apply_tuning_env(EngineConfig* ec, XdpDeviceConfig* dc) {
   // kernel socket in the same namespace would be (sock_setsockopt).
   if (auto v = read_sysctl("/proc/sys/net/core/rmem_max")) t.core_rmem_max = *v;
   if (auto v = read_sysctl("/proc/sys/net/core/wmem_max")) t.core_wmem_max = *v;
+  // How many TIME_WAIT sockets the stack keeps, as the host's kernel would.
+  if (auto v = read_sysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets")) t.max_tw_buckets = *v;
   if (!env_triple("XSTACK_TCP_RMEM", &t.rmem_min, &t.rmem_default, &t.rmem_max)) return false;
   if (!env_triple("XSTACK_TCP_WMEM", &t.wmem_min, &t.wmem_default, &t.wmem_max)) return false;
   uint32_t frames = 0;

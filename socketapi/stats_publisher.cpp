@@ -126,16 +126,14 @@ void fill_stats_snapshot(stats::Header& h, Stack& stack, const DeviceCounters& d
   auto* base = reinterpret_cast<uint8_t*>(&h);
   auto* rows = reinterpret_cast<stats::SocketRow*>(base + h.sockets_offset);
   auto* ctrs = reinterpret_cast<stats::CounterRow*>(base + h.counters_offset);
-  uint32_t n = 0, total = 0, c = 0;
+  uint32_t n = 0, c = 0;
+  const size_t total = stack.tcp().socket_count() + stack.udp().socket_count();
   stats::write_begin(h);
-  stack.tcp().for_each_socket([&](const TcpSocket& s) {
-    ++total;
-    if (n < h.socket_capacity) rows[n++] = tcp_row(s, now);
-  });
-  stack.udp().for_each_socket([&](const UdpSocket& s) {
-    ++total;
-    if (n < h.socket_capacity) rows[n++] = udp_row(s);
-  });
+  // Only as many sockets as there are rows are visited: a server closing
+  // thousands of connections a second holds hundreds of thousands in
+  // TIME_WAIT, and walking them all every period cost it ~2% of its core.
+  stack.tcp().for_each_socket([&](const TcpSocket& s) { rows[n++] = tcp_row(s, now); }, h.socket_capacity);
+  stack.udp().for_each_socket([&](const UdpSocket& s) { rows[n++] = udp_row(s); }, h.socket_capacity - n);
   // Names are rewritten every time (cheap) so that a counter added to
   // StackCounters needs no change here or in the tool.
   stack.counters().for_each([&](const char* name, uint64_t v) {
@@ -163,7 +161,7 @@ void fill_stats_snapshot(stats::Header& h, Stack& stack, const DeviceCounters& d
   dev_counter("busy_polls", dev.busy_polls);
   dev_counter("busy_poll_off", dev.busy_poll_off);
   h.socket_rows = n;
-  h.socket_total = total;
+  h.socket_total = static_cast<uint32_t>(total);
   h.truncated = total > n;
   h.counter_rows = c;
   h.publish_count++;

@@ -22,7 +22,7 @@ namespace xs {
   X(tcp_active_opens) X(tcp_passive_opens) X(tcp_attempt_fails) X(tcp_estab_resets) \
   X(tcp_in_segs) X(tcp_out_segs) X(tcp_retrans_segs) X(tcp_in_errs) X(tcp_in_csum_errors) \
   X(tcp_out_rsts) X(tcp_in_rsts)                                                \
-  X(tcp_listen_overflows) X(tcp_listen_drops) X(tcp_syncookies_sent)           \
+  X(tcp_listen_overflows) X(tcp_listen_drops) X(tcp_tw_overflows) X(tcp_syncookies_sent)           \
   X(tcp_syncookies_recv) X(tcp_syncookies_failed) X(tcp_challenge_acks)        \
   X(tcp_challenge_acks_limited) X(tcp_paws_drops) X(tcp_ofo_queue) X(tcp_ofo_drops) \
   X(tcp_rcv_window_drops) X(tcp_sack_recovery) X(tcp_reno_recovery) X(tcp_fast_retrans) \

@@ -8,6 +8,7 @@ namespace xs {
 
 struct TcpConfig {
   Duration time_wait = seconds(60);       // TCP_TIMEWAIT_LEN (2*MSL)
+  uint32_t max_tw_buckets = 262144;       // tcp_max_tw_buckets: beyond, a connection closes without TIME_WAIT
   Duration fin_wait2_timeout = seconds(60);  // tcp_fin_timeout, orphaned FIN_WAIT_2
   Duration rto_initial = seconds(1);      // RFC 6298 2.1
   Duration rto_min = millis(200);         // TCP_RTO_MIN

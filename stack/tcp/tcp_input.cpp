@@ -664,10 +664,15 @@ void TcpSocket::process_fin(Instant now) {
 }
 
 void TcpSocket::enter_time_wait(Instant now) {
+  // Linux tcp_time_wait: with tcp_max_tw_buckets TIME_WAIT sockets already,
+  // the connection closes at once (TCPTimeWaitOverflow). Here its 2MSL
+  // timer is due at the next poll, outside this segment's processing.
+  const bool overflow = layer_.time_wait_count() >= layer_.cfg().max_tw_buckets;
+  if (overflow) layer_.counters().tcp_tw_overflows++;
   set_state(TcpState::TimeWait);
   rtx_deadline_ = delack_deadline_ = keepalive_deadline_ = cork_deadline_ = kNever;
   persist_ = false;
-  state_deadline_ = now + layer_.cfg().time_wait;
+  state_deadline_ = overflow ? now : now + layer_.cfg().time_wait;
   release_buffers();
 }
 

@@ -27,8 +27,11 @@ const TcpConfig& TcpLayer::config() const { return impl_->cfg(); }
 size_t TcpLayer::socket_count() const { return impl_->socket_count(); }
 void TcpLayer::set_frame_lender(FrameLender* lender) { impl_->set_frame_lender(lender); }
 size_t TcpLayer::closing_count() const { return impl_->closing_count(); }
-void TcpLayer::visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx) const {
-  for (const TcpSocket* s : impl_->sockets()) fn(ctx, *s);
+void TcpLayer::visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx, size_t max) const {
+  for (const TcpSocket* s : impl_->sockets()) {
+    if (max-- == 0) return;
+    fn(ctx, *s);
+  }
 }
 
 // ---- construction ----------------------------------------------------------
@@ -102,6 +105,7 @@ TcpSocket* TcpLayerImpl::find_listener(Ipv4Addr dst, uint16_t port, const FourTu
 }
 
 void TcpLayerImpl::destroy(TcpSocket* s) {
+  if (s->state_ == TcpState::TimeWait) count_time_wait(false);
   remove_connection(s);
   unbind(s);
   stop_listening(s);

@@ -36,14 +36,16 @@ class TcpLayer {
   // Closed by the application, still sending data or FIN (a process exiting waits for these).
   size_t closing_count() const;
   // Calls f(const TcpSocket&) for every socket the layer owns (listeners,
-  // connections, closing ones), in no particular order. For diagnostics
-  // (the engine's stats segment): f must not open or close sockets.
+  // connections, closing ones), in no particular order, at most `max` of
+  // them. For diagnostics (the engine's stats segment, which has room for a
+  // few thousand rows while a busy server holds a million sockets in
+  // TIME_WAIT): f must not open or close sockets.
   template <class F>
-  void for_each_socket(F&& f) const {
+  void for_each_socket(F&& f, size_t max = SIZE_MAX) const {
     using Fn = std::remove_reference_t<F>;
-    visit_sockets([](void* ctx, const TcpSocket& s) { (*static_cast<Fn*>(ctx))(s); }, &f);
+    visit_sockets([](void* ctx, const TcpSocket& s) { (*static_cast<Fn*>(ctx))(s); }, &f, max);
   }
-  void visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx) const;
+  void visit_sockets(void (*fn)(void*, const TcpSocket&), void* ctx, size_t max) const;
 
   // A parsed, checksum-verified segment addressed to one of our addresses.
   void on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& seg);

@@ -84,6 +84,10 @@ class TcpLayerImpl {
   const SynCookies& cookies() const { return cookies_; }
   size_t connection_count() const { return conns_.size(); }
   size_t socket_count() const { return all_.size(); }
+  // Sockets in TIME_WAIT (TcpSocket::set_state keeps the count), held to
+  // TcpConfig::max_tw_buckets.
+  size_t time_wait_count() const { return time_wait_; }
+  void count_time_wait(bool entered) { entered ? ++time_wait_ : --time_wait_; }
   const std::unordered_set<TcpSocket*>& sockets() const { return all_; }
   // Sockets still delivering data or a FIN after the application closed them
   // (FIN_WAIT_1, CLOSING, LAST_ACK).
@@ -130,6 +134,7 @@ class TcpLayerImpl {
   std::unordered_map<uint16_t, std::vector<TcpSocket*>> binds_;
   std::unordered_map<uint16_t, std::vector<TcpSocket*>> listeners_;
   std::unordered_set<TcpSocket*> all_;
+  size_t time_wait_ = 0;
   std::vector<TcpSocket*> to_destroy_;
   int64_t challenge_second_ = -1;
   uint32_t challenge_count_ = 0;

@@ -44,6 +44,8 @@ void TcpSocket::set_state(TcpState s) {
   if (state_ == TcpState::Established || state_ == TcpState::CloseWait) {
     if (s == TcpState::Closed) layer_.counters().tcp_estab_resets++;
   }
+  if (state_ == TcpState::TimeWait) layer_.count_time_wait(false);
+  if (s == TcpState::TimeWait) layer_.count_time_wait(true);
   state_ = s;
   notify();
 }

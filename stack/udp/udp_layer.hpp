@@ -49,11 +49,14 @@ class UdpLayer {
   UdpSocket* open();
   void close(UdpSocket* s);
   size_t socket_count() const { return sockets_.size(); }
-  // Calls f(const UdpSocket&) for every open socket (diagnostics: the
-  // engine's stats segment). f must not open or close sockets.
+  // Calls f(const UdpSocket&) for every open socket, at most `max` of them
+  // (diagnostics: the engine's stats segment). f must not open or close sockets.
   template <class F>
-  void for_each_socket(F&& f) const {
-    for (const auto& s : sockets_) f(static_cast<const UdpSocket&>(*s));
+  void for_each_socket(F&& f, size_t max = SIZE_MAX) const {
+    for (const auto& s : sockets_) {
+      if (max-- == 0) return;
+      f(static_cast<const UdpSocket&>(*s));
+    }
   }
 
   // A datagram addressed to our address (or a broadcast, `broadcast`).

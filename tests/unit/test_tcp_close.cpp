@@ -231,6 +231,29 @@ TEST(TcpTimeWait, LengthIsConfigurable) {
   EXPECT_EQ(p.h.tcp.socket_count(), before - 1);
 }
 
+// Linux tcp_max_tw_buckets: a connection that would exceed it closes at once
+// (TCPTimeWaitOverflow), the TIME_WAITs already there keep their 2MSL.
+TEST(TcpTimeWait, BeyondMaxTwBucketsAConnectionClosesAtOnce) {
+  TcpConfig cfg = TcpHarness::default_config();
+  cfg.max_tw_buckets = 0;
+  TimeWaitConn p(cfg);
+  EXPECT_EQ(p.h.counters.tcp_tw_overflows, 1u);
+  const size_t before = p.h.tcp.socket_count();
+  p.h.run_until(at_ms(31));
+  EXPECT_EQ(p.h.tcp.socket_count(), before - 1) << "kept in TIME_WAIT beyond tcp_max_tw_buckets";
+  p.h.expect_none();
+}
+
+TEST(TcpTimeWait, BelowMaxTwBucketsTimeWaitLasts2Msl) {
+  TcpConfig cfg = TcpHarness::default_config();
+  cfg.max_tw_buckets = 1;
+  TimeWaitConn p(cfg);
+  EXPECT_EQ(p.h.counters.tcp_tw_overflows, 0u);
+  const size_t before = p.h.tcp.socket_count();
+  p.h.run_until(at_ms(60029));
+  EXPECT_EQ(p.h.tcp.socket_count(), before);
+}
+
 // A retransmitted FIN in TIME_WAIT is acknowledged again and restarts 2MSL.
 TEST(TcpTimeWait, RetransmittedFinReAckedAndTimerRestarted) {
   TimeWaitConn p;
