@@ -169,10 +169,11 @@ class Engine final : public SocketObserver {
   // (spin/busy-poll modes): while any does, the progress thread stays off
   // the rings instead of competing for the lock and a core.
   std::atomic<int> spinning_waiters_{0};
-  // Set whenever an application thread polls or calls in; the progress
-  // thread clears it once per sleep step and keeps away while it finds it set
-  // (activity in the last 1-2 ms). A flag, not a timestamp: no clock read
-  // per call.
+  // Set whenever an application thread polls (spin modes: or calls in); the
+  // progress thread clears it once per sleep step. Spin modes: it keeps away
+  // while it finds it set (activity in the last 1-2 ms). Interrupt mode: it
+  // rests while it finds it set (kRestCheck in engine.cpp). A flag, not a
+  // timestamp: no clock read per call.
   std::atomic<bool> app_active_{false};
   bool events_ = false;
   // Interrupt mode: the progress thread has taken its wait off the device

@@ -418,11 +418,6 @@ std::vector<int> Runtime::device_fds() {
   return e_.device_locked().wait_fds();
 }
 
-void Runtime::poll_once() {
-  std::lock_guard<std::mutex> lk(e_.mutex());
-  poll_once_locked();
-}
-
 void Runtime::poll_once_locked() {
   // Interrupt mode: the inline poll also tells the progress thread that this
   // application polls (it rests) and re-arms its timer if a deadline moved.

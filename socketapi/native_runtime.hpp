@@ -153,9 +153,6 @@ class Runtime {
   // through the stack's loopback (a TCP listener, or a bound UDP socket, on
   // that port with the wildcard or that address).
   bool serves_locally(int fd, Ipv4Addr dst, uint16_t port);
-  // One engine loop iteration on the calling thread (spin modes, or when a
-  // device descriptor is readable).
-  void poll_once();
   // Sends frames the engine deferred (EngineConfig::tx_defer) without waiting
   // for the engine lock (from _exit, which may run in a signal handler):
   // false when the lock was busy.

@@ -43,47 +43,48 @@ int poll_until_rest(NativePair& p, int c, int s, int ep, std::chrono::millisecon
   return sent;
 }
 
-TEST(EngineRest, AnApplicationThatPollsRestsTheProgressThread) {
+// A connection from B to A whose engine's progress thread has gone to rest.
+struct RestingPair {
+  explicit RestingPair(uint16_t port) {
+    auto cs = p.connected(port);
+    c = cs.first;
+    s = cs.second;
+    ep = p.a->epoll_create1(0);
+    EXPECT_EQ(p.a->epoll_set_wake(ep), 0);
+    poll_until_rest(p, c, s, ep, std::chrono::milliseconds(5000));
+  }
   NativePair p;
-  auto [c, s] = p.connected(7600);
-  int ep = p.a->epoll_create1(0);
-  ASSERT_GE(ep, 0);
-  ASSERT_EQ(p.a->epoll_set_wake(ep), 0);
-  poll_until_rest(p, c, s, ep, std::chrono::milliseconds(5000));
-  EXPECT_GE(p.ea->progress_rests(), 1u) << "the progress thread kept watching the device";
+  int c = -1, s = -1, ep = -1;
+};
+
+TEST(EngineRest, AnApplicationThatPollsRestsTheProgressThread) {
+  RestingPair r(7600);
+  EXPECT_GE(r.p.ea->progress_rests(), 1u) << "the progress thread kept watching the device";
 }
 
 TEST(EngineRest, FramesReachAnApplicationThatStoppedPolling) {
-  NativePair p;
-  auto [c, s] = p.connected(7601);
-  int ep = p.a->epoll_create1(0);
-  ASSERT_EQ(p.a->epoll_set_wake(ep), 0);
-  poll_until_rest(p, c, s, ep, std::chrono::milliseconds(5000));
-  ASSERT_GE(p.ea->progress_rests(), 1u);
+  RestingPair r(7601);
+  ASSERT_GE(r.p.ea->progress_rests(), 1u);
   // A no longer polls: the resting progress thread must take the frames.
-  ASSERT_EQ(p.b->send(s, "abc", 3, 0), 3);
+  ASSERT_EQ(r.p.b->send(r.s, "abc", 3, 0), 3);
   const auto t0 = Clock::now();
-  while (readable(*p.a, c) < 3 && Clock::now() - t0 < std::chrono::seconds(2)) {
+  while (readable(*r.p.a, r.c) < 3 && Clock::now() - t0 < std::chrono::seconds(2)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(readable(*p.a, c), 3) << "frames stranded on the ring of a resting engine";
+  EXPECT_EQ(readable(*r.p.a, r.c), 3) << "frames stranded on the ring of a resting engine";
 }
 
 TEST(EngineRest, ABlockingCallOnARestingEngineGetsItsData) {
-  NativePair p;
-  auto [c, s] = p.connected(7602);
-  int ep = p.a->epoll_create1(0);
-  ASSERT_EQ(p.a->epoll_set_wake(ep), 0);
-  poll_until_rest(p, c, s, ep, std::chrono::milliseconds(5000));
-  ASSERT_GE(p.ea->progress_rests(), 1u);
+  RestingPair r(7602);
+  ASSERT_GE(r.p.ea->progress_rests(), 1u);
   std::thread sender([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    EXPECT_EQ(p.b->send(s, "wxyz", 4, 0), 4);
+    EXPECT_EQ(r.p.b->send(r.s, "wxyz", 4, 0), 4);
   });
   timeval tv{5, 0};
-  ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  ASSERT_EQ(r.p.a->setsockopt(r.c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
   char buf[8];
-  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), 4);  // sleeps on its eventfd: someone must poll
+  EXPECT_EQ(r.p.a->recv(r.c, buf, sizeof buf, 0), 4);  // sleeps on its eventfd: someone must poll
   sender.join();
 }
 

@@ -232,11 +232,15 @@ TEST(TcpTimeWait, LengthIsConfigurable) {
 }
 
 // Linux tcp_max_tw_buckets: a connection that would exceed it closes at once
-// (TCPTimeWaitOverflow), the TIME_WAITs already there keep their 2MSL.
-TEST(TcpTimeWait, BeyondMaxTwBucketsAConnectionClosesAtOnce) {
+// (TCPTimeWaitOverflow); below it TIME_WAIT keeps its 2MSL.
+TcpConfig with_tw_limit(uint32_t n) {
   TcpConfig cfg = TcpHarness::default_config();
-  cfg.max_tw_buckets = 0;
-  TimeWaitConn p(cfg);
+  cfg.max_tw_buckets = n;
+  return cfg;
+}
+
+TEST(TcpTimeWait, BeyondMaxTwBucketsAConnectionClosesAtOnce) {
+  TimeWaitConn p(with_tw_limit(0));
   EXPECT_EQ(p.h.counters.tcp_tw_overflows, 1u);
   const size_t before = p.h.tcp.socket_count();
   p.h.run_until(at_ms(31));
@@ -245,9 +249,7 @@ TEST(TcpTimeWait, BeyondMaxTwBucketsAConnectionClosesAtOnce) {
 }
 
 TEST(TcpTimeWait, BelowMaxTwBucketsTimeWaitLasts2Msl) {
-  TcpConfig cfg = TcpHarness::default_config();
-  cfg.max_tw_buckets = 1;
-  TimeWaitConn p(cfg);
+  TimeWaitConn p(with_tw_limit(1));
   EXPECT_EQ(p.h.counters.tcp_tw_overflows, 0u);
   const size_t before = p.h.tcp.socket_count();
   p.h.run_until(at_ms(60029));
