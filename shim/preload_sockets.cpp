@@ -7,8 +7,10 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstring>
 #include <vector>
 
 #include "shim/epoll_share.hpp"
@@ -60,6 +62,27 @@ ssize_t dg_send(int fd, const iovec* iov, size_t cnt, int flags, const sockaddr*
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = cnt;
   return forkshare::dgram_sendmsg(fd, &m, flags);
+}
+
+// An xstack socket handed to another process arrives there as its
+// placeholder eventfd, which is no socket (docs/shim.md, Limits). The
+// receiver fails far from the cause, so say it here, once. Only after the
+// kernel accepted the message: `msg` and its control data are readable then.
+void warn_if_passing_sockets(const msghdr* msg) {
+  static std::atomic<bool> warned{false};
+  if (msg->msg_control == nullptr || msg->msg_controllen < sizeof(cmsghdr) || warned.load()) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      const FdKind k = kind(fd);
+      if (k == FdKind::Kernel || k == FdKind::Companion || warned.exchange(true)) continue;
+      log(LogLevel::Warn, "fd %d, an xstack socket, passed with SCM_RIGHTS: the receiving process gets a "
+          "placeholder, not a socket (unsupported)", fd);
+    }
+  }
 }
 
 // The kind of `fd` after adopting an inherited socket.
@@ -204,7 +227,9 @@ ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   XS_ROUTE(fd, sendmsg(fd, msg, flags));
   XS_DGRAM(fd, forkshare::dgram_sendmsg(fd, msg, flags));
-  return real::sendmsg(fd, msg, flags);
+  const ssize_t r = real::sendmsg(fd, msg, flags);
+  if (r >= 0) warn_if_passing_sockets(msg);
+  return r;
 }
 
 int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {

@@ -2924,7 +2924,10 @@ def many_connections_300():
 
 @case
 def send_buffer_full():
-    s = conn("SLEEP 700")
+    # The peer reads nothing for 2.5 s: filling the buffer and the 100 ms
+    # SO_SNDTIMEO below must both end before it drains, or the timed send
+    # copies something (a 700 ms sleep was too short on a loaded CI machine).
+    s = conn("SLEEP 2500")
     s.setblocking(False)
     total, err = 0, None
     chunk = b"\0" * 65536
@@ -2939,7 +2942,7 @@ def send_buffer_full():
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 100000))
     x = E(s.send, chunk)
     r.append(x if isinstance(x, str) else "int")
-    r.append(wait_until(lambda: pollev(s, select.POLLOUT) & select.POLLOUT, 3))
+    r.append(wait_until(lambda: pollev(s, select.POLLOUT) & select.POLLOUT, 5))
     s.close()
     return r
 
