@@ -241,7 +241,7 @@ WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<boo
     if (now >= deadline) {
       // A non-blocking call (or a wait that just expired) in spin/busy-poll
       // mode: one look at the rings before giving up.
-      if (!polled && thread_.joinable() && (polled = poll_before_eagain_locked())) continue;
+      if (!polled && thread_.joinable() && (polled = poll_before_eagain_locked(now))) continue;
       return WaitStatus::Timeout;
     }
     if (cfg_.poll_mode == PollMode::Interrupt || !thread_.joinable()) {
@@ -368,10 +368,10 @@ void Engine::start() {
   thread_ = start_quiet_thread([this] { run(); });
 }
 
-bool Engine::poll_before_eagain_locked() {
-  if (cfg_.poll_mode == PollMode::Interrupt) return poll_inline_locked(clock_now()) > 0;
+bool Engine::poll_before_eagain_locked(Instant now) {
+  if (cfg_.poll_mode == PollMode::Interrupt) return poll_inline_locked(now) > 0;
   app_active_.store(true, std::memory_order_relaxed);
-  poll_locked(clock_now());
+  poll_locked(now);
   return true;
 }
 

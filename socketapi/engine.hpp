@@ -128,7 +128,10 @@ class Engine final : public SocketObserver {
   // calls in often), as a spinning waiter would; returns true. Interrupt
   // mode: frames already received are processed without waiting for the
   // progress thread; true when there were any.
-  bool poll_before_eagain_locked();
+  bool poll_before_eagain_locked() { return poll_before_eagain_locked(clock_now()); }
+  // The same with the time the caller has just read (one clock read less
+  // per retry of a non-blocking call).
+  bool poll_before_eagain_locked(Instant now);
   // Interrupt mode: one poll of the rings and timers from the calling
   // (application) thread; returns the frames processed.
   size_t poll_inline_locked(Instant now);

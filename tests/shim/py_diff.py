@@ -2924,20 +2924,28 @@ def many_connections_300():
 
 @case
 def send_buffer_full():
-    # The peer reads nothing for 2.5 s: filling the buffer and the 100 ms
-    # SO_SNDTIMEO below must both end before it drains, or the timed send
-    # copies something (a 700 ms sleep was too short on a loaded CI machine).
-    s = conn("SLEEP 2500")
+    # The peer reads nothing for 3 s. Filling stops at the first EAGAIN, but
+    # data still in flight is ACKed after it and frees buffer space (POLLOUT,
+    # a timed send that copies) on either stack, depending on timing. So fill
+    # until a pause of 150 ms frees nothing: the peer's window is then closed
+    # and the state is the same on both stacks.
+    s = conn("SLEEP 3000")
     s.setblocking(False)
-    total, err = 0, None
+    total, err, settled = 0, None, False
     chunk = b"\0" * 65536
-    for _ in range(2000):
-        try:
-            total += s.send(chunk)
-        except BlockingIOError as e:
-            err = ename(e)
+    for _ in range(8):
+        before = total
+        for _ in range(2000):
+            try:
+                total += s.send(chunk)
+            except BlockingIOError as e:
+                err = ename(e)
+                break
+        if total == before:
+            settled = True
             break
-    r = [err, total > 0, evnames(pollev(s, select.POLLOUT))]
+        time.sleep(0.15)
+    r = [err, total > 0, settled, evnames(pollev(s, select.POLLOUT))]
     s.setblocking(True)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 100000))
     x = E(s.send, chunk)
