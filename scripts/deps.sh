@@ -16,7 +16,7 @@ PACKAGES=(
   # apps tests (tests/apps/, docs/apps.md): real programs over the shim
   nginx-light redis-server redis-tools memcached
   iperf3 sockperf wrk netcat-openbsd
-  lighttpd apache2-utils dnsmasq-base dnsutils socat ncat   # tests/apps/test_more.sh
+  lighttpd apache2-utils dnsmasq-base dnsutils socat ncat haproxy  # tests/apps/test_more.sh
   gnuplot-nox                                    # benchmark plots (tools/bench/xstack-bench)
 )
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "shim/real.hpp"
+#include "shim/sock_name.hpp"
 
 namespace xs::shim::forkshare {
 
@@ -43,7 +44,7 @@ struct Rep {
   uint32_t kind = 0;
   uint32_t nonblock = 0;
   uint32_t id = 0;
-  sockaddr_in local{}, peer{};
+  SockName local{}, peer{};
   uint32_t len = 0;
   uint8_t val[kOptMax]{};
 };
@@ -52,7 +53,7 @@ struct Rep {
 struct ConnHeader {
   uint32_t magic = 0x78736864;  // "xshd"
   uint32_t id = 0;
-  sockaddr_in local{}, peer{};
+  SockName local{}, peer{};
 };
 
 // Before each datagram on a datagram proxy: parent -> child, the sender and
@@ -60,7 +61,7 @@ struct ConnHeader {
 // the connected peer).
 struct DgramHeader {
   uint32_t len = 0;
-  sockaddr_in addr{};
+  SockName addr{};
 };
 constexpr size_t kMaxDatagram = 65535;
 
@@ -194,10 +195,7 @@ using ConnKey = std::pair<uint64_t, uint64_t>;  // local, peer endpoint
 std::mutex g_shared_mu;
 std::map<ConnKey, SharedConn> g_shared;
 
-ConnKey conn_key(const sockaddr_in& local, const sockaddr_in& peer) {
-  auto k = [](const sockaddr_in& a) { return (uint64_t{a.sin_addr.s_addr} << 16) | a.sin_port; };
-  return {k(local), k(peer)};
-}
+ConnKey conn_key(const SockName& local, const SockName& peer) { return {local.key(), peer.key()}; }
 
 void shared_put(const ConnKey& key) {
   std::lock_guard<std::mutex> lk(g_shared_mu);
@@ -222,9 +220,8 @@ void dgram_pump(int xsfd, int ufd, uint32_t id) {
     }
     if (p[0].revents & POLLIN) {
       DgramHeader h;
-      socklen_t al = sizeof h.addr;
-      ssize_t n = ::recvfrom(xsfd, buf.get(), kMaxDatagram, MSG_DONTWAIT | MSG_TRUNC,
-                             reinterpret_cast<sockaddr*>(&h.addr), &al);
+      socklen_t al = sizeof h.addr.sa;
+      ssize_t n = ::recvfrom(xsfd, buf.get(), kMaxDatagram, MSG_DONTWAIT | MSG_TRUNC, h.addr.get(), &al);
       if (n >= 0) {
         h.len = static_cast<uint32_t>(n);
         iovec iov[2] = {{&h, sizeof h}, {buf.get(), std::min<size_t>(static_cast<size_t>(n), kMaxDatagram)}};
@@ -243,8 +240,9 @@ void dgram_pump(int xsfd, int ufd, uint32_t id) {
       ssize_t n = real::recvmsg(ufd, &m, MSG_DONTWAIT);
       if (n == 0) break;  // the child closed its end
       if (n >= static_cast<ssize_t>(sizeof h)) {
-        const sockaddr* to = h.addr.sin_family == AF_INET ? reinterpret_cast<sockaddr*>(&h.addr) : nullptr;
-        ::sendto(xsfd, buf.get(), static_cast<size_t>(n) - sizeof h, MSG_NOSIGNAL, to, to ? sizeof h.addr : 0);
+        const bool named = h.addr.family() == AF_INET || h.addr.family() == AF_INET6;
+        ::sendto(xsfd, buf.get(), static_cast<size_t>(n) - sizeof h, MSG_NOSIGNAL, named ? h.addr.get() : nullptr,
+                 named ? h.addr.size() : 0);
       }
     } else if (p[1].revents & (POLLHUP | POLLERR)) {
       break;
@@ -256,19 +254,19 @@ void dgram_pump(int xsfd, int ufd, uint32_t id) {
 }
 
 uint64_t endpoint_key(int fd) {
-  sockaddr_in sin{};
-  socklen_t l = sizeof sin;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &l) < 0) return 0;
-  return (uint64_t{sin.sin_addr.s_addr} << 16) | sin.sin_port;
+  SockName n;
+  socklen_t l = sizeof n.sa;
+  if (::getsockname(fd, n.get(), &l) < 0) return 0;
+  return n.key();
 }
 
 // Accepts on the xstack listener (an alias the thread owns) and pumps every
 // connection into the AF_UNIX listener the children accept on.
 void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
   for (;;) {
-    sockaddr_in peer{};
-    socklen_t pl = sizeof peer;
-    int c = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_CLOEXEC);
+    SockName peer;
+    socklen_t pl = sizeof peer.sa;
+    int c = ::accept4(lfd, peer.get(), &pl, SOCK_CLOEXEC);
     if (c < 0) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
       break;  // the listener is gone (process exit)
@@ -280,8 +278,8 @@ void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
       continue;
     }
     ConnHeader h;
-    socklen_t ll = sizeof h.local;
-    ::getsockname(c, reinterpret_cast<sockaddr*>(&h.local), &ll);
+    socklen_t ll = sizeof h.local.sa;
+    ::getsockname(c, h.local.get(), &ll);
     h.peer = peer;
     h.id = register_pump(c);
     if (real::send(u, &h, sizeof h, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof h)) {
@@ -379,11 +377,11 @@ void serve(int chan, std::map<int, int> held) {
         l = sizeof acc;
         ::getsockopt(target, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l);
         r.nonblock = (::fcntl(target, F_GETFL, 0) & O_NONBLOCK) != 0;
-        socklen_t sl = sizeof r.local;
-        ::getsockname(target, reinterpret_cast<sockaddr*>(&r.local), &sl);
+        socklen_t sl = sizeof r.local.sa;
+        ::getsockname(target, r.local.get(), &sl);
         if (type == SOCK_DGRAM) {
-          sl = sizeof r.peer;
-          ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl);  // ENOTCONN: stays zero
+          sl = sizeof r.peer.sa;
+          ::getpeername(target, r.peer.get(), &sl);  // ENOTCONN: stays zero
           int sv[2];
           if (real::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
             r.err = errno;
@@ -419,8 +417,8 @@ void serve(int chan, std::map<int, int> held) {
           reply(chan, r, u);
           continue;
         }
-        sl = sizeof r.peer;
-        ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl);
+        sl = sizeof r.peer.sa;
+        ::getpeername(target, r.peer.get(), &sl);
         bool share = q.level == 1;  // for an inherited epoll set
         ConnKey key = conn_key(r.local, r.peer);
         // Held until the new proxy is in g_shared: two children asking at
@@ -494,11 +492,11 @@ void serve(int chan, std::map<int, int> held) {
       }
       case kNames: {  // an orphan's addresses, without adopting it
         if (target < 0) break;
-        socklen_t sl = sizeof r.local;
-        r.rc = ::getsockname(target, reinterpret_cast<sockaddr*>(&r.local), &sl);
+        socklen_t sl = sizeof r.local.sa;
+        r.rc = ::getsockname(target, r.local.get(), &sl);
         r.err = r.rc < 0 ? errno : 0;
-        sl = sizeof r.peer;
-        r.len = ::getpeername(target, reinterpret_cast<sockaddr*>(&r.peer), &sl) < 0 ? static_cast<uint32_t>(errno) : 0;
+        sl = sizeof r.peer.sa;
+        r.len = ::getpeername(target, r.peer.get(), &sl) < 0 ? static_cast<uint32_t>(errno) : 0;
         break;
       }
       case kFcntl:  // F_GETFL/F_SETFL on an orphan: the flags are the open file's, shared as on Linux
@@ -533,7 +531,7 @@ std::mutex g_chan_mu;
 struct Info {
   uint32_t id = 0;         // a pumped connection (0: a listener, asked by number)
   bool inherited = false;  // adopted: the parent holds a reference until we close it
-  sockaddr_in local{}, peer{};
+  SockName local{}, peer{};
 };
 std::mutex g_info_mu;
 // A function-local static: import_exec runs from the shim's constructor,
@@ -573,13 +571,6 @@ bool info_of(int fd, Info* out) {
   return true;
 }
 
-int put_sin(const sockaddr_in& sin, sockaddr* addr, socklen_t* len) {
-  if (addr == nullptr || len == nullptr) return fail(EFAULT);
-  if (static_cast<int>(*len) < 0) return fail(EINVAL);
-  std::memcpy(addr, &sin, std::min<size_t>(*len, sizeof sin));
-  *len = sizeof sin;
-  return 0;
-}
 
 }  // namespace
 
@@ -706,8 +697,8 @@ ssize_t dgram_recvmsg(int fd, msghdr* msg, int flags) {
   if (n < static_cast<ssize_t>(sizeof h)) return fail(EAGAIN);  // the parent went away
   size_t got = static_cast<size_t>(n) - sizeof h;
   if (msg->msg_name != nullptr) {
-    std::memcpy(msg->msg_name, &h.addr, std::min<size_t>(msg->msg_namelen, sizeof h.addr));
-    msg->msg_namelen = sizeof h.addr;
+    std::memcpy(msg->msg_name, &h.addr.sa, std::min<size_t>(msg->msg_namelen, h.addr.size()));
+    msg->msg_namelen = h.addr.size();
   }
   msg->msg_controllen = 0;
   msg->msg_flags = h.len > got ? MSG_TRUNC : 0;
@@ -720,12 +711,11 @@ ssize_t dgram_sendmsg(int fd, const msghdr* msg, int flags) {
   if (msg->msg_iovlen > 1023) return fail(EMSGSIZE);
   DgramHeader h;
   if (msg->msg_name != nullptr && msg->msg_namelen > 0) {
-    if (msg->msg_namelen < sizeof(sockaddr_in)) return fail(EINVAL);
-    std::memcpy(&h.addr, msg->msg_name, sizeof h.addr);
-    if (h.addr.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+    if (int e = SockName::from_user(static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, &h.addr))
+      return fail(e);
   } else {
     Info in;
-    if (!info_of(fd, &in) || in.peer.sin_port == 0) return fail(EDESTADDRREQ);
+    if (!info_of(fd, &in) || in.peer.port() == 0) return fail(EDESTADDRREQ);
     h.addr = in.peer;
   }
   size_t total = 0;
@@ -754,12 +744,12 @@ int dgram_connect(int fd, const sockaddr* addr, socklen_t len) {
   auto it = info_map().find(fd);
   if (it == info_map().end()) return fail(EBADF);
   if (addr->sa_family == AF_UNSPEC) {
-    it->second.peer = sockaddr_in{};
+    it->second.peer = SockName{};
     return 0;
   }
-  if (addr->sa_family != AF_INET) return fail(EAFNOSUPPORT);
-  if (len < sizeof(sockaddr_in)) return fail(EINVAL);
-  std::memcpy(&it->second.peer, addr, sizeof(sockaddr_in));
+  SockName n;
+  if (int e = SockName::from_user(addr, len, &n)) return fail(e);
+  it->second.peer = n;
   return 0;
 }
 
@@ -774,7 +764,7 @@ int orphan_names(int fd, bool peer, sockaddr* addr, socklen_t* len) {
   }
   if (r.rc < 0) return fail(r.err);
   if (peer && r.len != 0) return fail(static_cast<int>(r.len));
-  return put_sin(peer ? r.peer : r.local, addr, len);
+  return put_name(peer ? r.peer : r.local, addr, len);
 }
 
 int orphan_fcntl(int fd, int cmd, long arg) {
@@ -815,9 +805,9 @@ std::string prepare_exec() {
     Info in;
     if (k != FdKind::Orphan && (!is_proxy(k) || !info_of(fd, &in))) continue;
     char buf[128];
-    std::snprintf(buf, sizeof buf, "%d:%u:%u:%u:%08x:%u:%08x:%u,", fd, static_cast<unsigned>(k), in.id,
-                  in.inherited ? 1u : 0u, ntohl(in.local.sin_addr.s_addr), ntohs(in.local.sin_port),
-                  ntohl(in.peer.sin_addr.s_addr), ntohs(in.peer.sin_port));
+    std::snprintf(buf, sizeof buf, "%d:%u:%u:%u:%u:%08x:%u:%08x:%u,", fd, static_cast<unsigned>(k), in.id,
+                  in.inherited ? 1u : 0u, static_cast<unsigned>(in.local.family()), in.local.v4(), in.local.port(),
+                  in.peer.v4(), in.peer.port());
     out += buf;
   }
   std::lock_guard<std::mutex> lk(g_chan_mu);
@@ -844,8 +834,8 @@ void import_exec(const char* desc) {
   p = std::strchr(p, ',');
   while (p != nullptr && *++p != '\0') {
     int fd = -1;
-    unsigned k = 0, id = 0, inh = 0, la = 0, lp = 0, pa = 0, pp = 0;
-    if (std::sscanf(p, "%d:%u:%u:%u:%x:%u:%x:%u", &fd, &k, &id, &inh, &la, &lp, &pa, &pp) != 8) break;
+    unsigned k = 0, id = 0, inh = 0, fam = 0, la = 0, lp = 0, pa = 0, pp = 0;
+    if (std::sscanf(p, "%d:%u:%u:%u:%u:%x:%u:%x:%u", &fd, &k, &id, &inh, &fam, &la, &lp, &pa, &pp) != 9) break;
     p = std::strchr(p, ',');
     if (fd < 0 || fd >= kMaxFd || real::fcntl(fd, F_GETFD, 0) < 0) continue;
     FdKind kd = static_cast<FdKind>(k);
@@ -857,11 +847,9 @@ void import_exec(const char* desc) {
     Info in;
     in.id = id;
     in.inherited = inh != 0;
-    in.local.sin_family = in.peer.sin_family = AF_INET;
-    in.local.sin_addr.s_addr = htonl(la);
-    in.local.sin_port = htons(static_cast<uint16_t>(lp));
-    in.peer.sin_addr.s_addr = htonl(pa);
-    in.peer.sin_port = htons(static_cast<uint16_t>(pp));
+    const sa_family_t f = fam == AF_INET6 ? AF_INET6 : AF_INET;
+    in.local = SockName::of(f, la, static_cast<uint16_t>(lp));
+    in.peer = SockName::of(f, pa, static_cast<uint16_t>(pp));
     {
       std::lock_guard<std::mutex> lk(g_info_mu);
       info_map()[fd] = in;
@@ -912,22 +900,22 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
     info_map()[c] = in;
   }
   set_kind(c, FdKind::ProxyConn);
-  if (addr != nullptr) put_sin(h.peer, addr, len);
+  if (addr != nullptr) put_name(h.peer, addr, len);
   return c;
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* len) {
   Info in;
   if (!info_of(fd, &in)) return fail(EBADF);
-  return put_sin(in.local, addr, len);
+  return put_name(in.local, addr, len);
 }
 
 int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   Info in;
   if (!info_of(fd, &in)) return fail(EBADF);
   if (kind(fd) == FdKind::ProxyListener) return fail(ENOTCONN);
-  if (kind(fd) == FdKind::ProxyDgram && in.peer.sin_port == 0) return fail(ENOTCONN);
-  return put_sin(in.peer, addr, len);
+  if (kind(fd) == FdKind::ProxyDgram && in.peer.port() == 0) return fail(ENOTCONN);
+  return put_name(in.peer, addr, len);
 }
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {

@@ -97,7 +97,7 @@ int companion_for(int epfd, bool create) {
   Runtime* r = rt();
   if (r == nullptr) return -1;
   Inside in;
-  c = r->epoll_create1(EPOLL_CLOEXEC);
+  c = r->epoll_create_private();
   if (c < 0) return -1;
   r->epoll_set_wake(c);
   epoll_event ev{};
@@ -178,7 +178,7 @@ thread_local ThreadCompanion t_comp;
 int thread_companion(Runtime* r) {
   if (t_comp.owner == r && t_comp.fd >= 0 && kind(t_comp.fd) == FdKind::Companion) return t_comp.fd;
   Inside in;
-  int c = r->epoll_create1(EPOLL_CLOEXEC);
+  int c = r->epoll_create_private();
   if (c < 0) return -1;
   r->epoll_set_wake(c);
   set_kind(c, FdKind::Companion);

@@ -92,7 +92,9 @@ FdKind adopted_kind(int fd) {
 }
 
 bool wants_xstack(int domain, int type, int protocol) {
-  if (t_inside > 0 || domain != AF_INET) return false;
+  // AF_INET6 too: a dual-stack socket's IPv4 traffic (IPv4-mapped
+  // addresses); it moves to the kernel when it turns to IPv6 (state.hpp).
+  if (t_inside > 0 || (domain != AF_INET && domain != AF_INET6)) return false;
   int base = type & 0xf;
   if (base == SOCK_STREAM) return protocol == 0 || protocol == IPPROTO_TCP;
   if (base == SOCK_DGRAM) return protocol == 0 || protocol == IPPROTO_UDP;
@@ -131,8 +133,7 @@ int socket(int domain, int type, int protocol) {
 }
 
 int bind(int fd, const sockaddr* addr, socklen_t len) {
-  if (is_xs(fd) && addr != nullptr && len >= sizeof(sa_family_t) && addr->sa_family == AF_INET &&
-      !accelerable_bind(addr, len) && rt() && rt()->is_fresh(fd)) {
+  if (is_xs(fd) && kernel_bind(fd, addr, len) && rt()->is_fresh(fd)) {
     if (handover(fd, "bind to an address not on the xstack interface") == 0) return real::bind(fd, addr, len);
   }
   XS_ROUTE(fd, bind(fd, addr, len));
@@ -164,8 +165,7 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
 }
 
 int connect(int fd, const sockaddr* addr, socklen_t len) {
-  if (is_xs(fd) && addr != nullptr && len >= sizeof(sa_family_t) && addr->sa_family == AF_INET &&
-      !accelerable_dst(fd, addr, len) && rt() && rt()->is_fresh(fd)) {
+  if (is_xs(fd) && kernel_dst(fd, addr, len) && rt()->is_fresh(fd)) {
     if (handover(fd, "destination not reachable through the xstack interface") == 0)
       return real::connect(fd, addr, len);
   }
@@ -213,8 +213,7 @@ ssize_t send(int fd, const void* buf, size_t n, int flags) {
 }
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t tolen) {
-  if (is_xs(fd) && to != nullptr && tolen >= sizeof(sa_family_t) && to->sa_family == AF_INET &&
-      !accelerable_dst(fd, to, tolen) && rt() && rt()->is_fresh(fd)) {
+  if (is_xs(fd) && kernel_dst(fd, to, tolen) && rt()->is_fresh(fd)) {
     if (handover(fd, "datagram to a destination not reachable through xstack") == 0)
       return real::sendto(fd, buf, n, flags, to, tolen);
   }
@@ -309,6 +308,11 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   if (k == FdKind::Orphan || is_proxy(k)) return forkshare::setsockopt(fd, level, name, val, len);
   if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
+      if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && val != nullptr && len >= sizeof(int) &&
+          *static_cast<const int*>(val) != 0 && r->is_fresh(fd)) {
+        // An IPv6-only socket carries nothing xstack does (IPv4): the kernel's.
+        if (handover(fd, "IPV6_V6ONLY") == 0) return real::setsockopt(fd, level, name, val, len);
+      }
       int rc;
       {
         Inside in;
@@ -320,7 +324,7 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
         // honour on a socket not yet bound or connected moves the socket to
         // the kernel (and the option with it).
         int type = r->kind_of(fd);
-        int probe = real::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        int probe = real::socket(r->domain_of(fd), type | SOCK_CLOEXEC, 0);
         if (probe >= 0) {
           int prc = real::setsockopt(probe, level, name, val, len);
           int perr = errno;

@@ -7,15 +7,18 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "shim/epoll_share.hpp"
 #include "shim/fork_share.hpp"
 #include "shim/real.hpp"
+#include "socketapi/private_fd.hpp"
 
 namespace xs::shim {
 
@@ -102,6 +105,39 @@ void log(LogLevel lvl, const char* fmt, ...) {
   errno = saved;
 }
 
+namespace {
+
+// Holds every free descriptor number below `below` while alive. The stack's
+// start makes about a dozen descriptors the program never sees (BPF
+// objects, the XSK socket); libbpf and libxdp keep their numbers, so they
+// cannot be moved afterwards: made while the low numbers are held, they land
+// above them, and the program's next descriptors get the numbers Linux
+// would give (socketapi/private_fd.hpp).
+class LowNumbersHeld {
+ public:
+  explicit LowNumbersHeld(int below) {
+    for (;;) {
+      int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      if (fd >= below) {
+        real::close(fd);
+        break;
+      }
+      held_.push_back(fd);
+    }
+  }
+  ~LowNumbersHeld() {
+    for (int fd : held_) real::close(fd);
+  }
+  LowNumbersHeld(const LowNumbersHeld&) = delete;
+  LowNumbersHeld& operator=(const LowNumbersHeld&) = delete;
+
+ private:
+  std::vector<int> held_;
+};
+
+}  // namespace
+
 native::Runtime* rt_start() {
   if (native::Runtime* r = rt()) return r;
   if (g_unavailable.load(std::memory_order_relaxed)) return nullptr;
@@ -117,7 +153,12 @@ native::Runtime* rt_start() {
     // later): one kick per event batch, and a response with its FIN
     // (EngineConfig::tx_defer). XSTACK_TX_DEFER_USECS overrides.
     native::set_default_tx_defer(micros(100));
-    r = native::default_runtime(true);
+    {
+      // 64 under the usual limit of 1024 descriptors; fewer under a low
+      // limit, which must leave room for the stack's own.
+      LowNumbersHeld low(std::min(64, private_fd_floor() / 8));
+      r = native::default_runtime(true);
+    }
     if (r == nullptr) {
       int err = errno;
       if (!g_unavailable.exchange(true)) {
@@ -131,11 +172,40 @@ native::Runtime* rt_start() {
   return r;
 }
 
-bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len) {
+namespace {
+
+// The IPv4 address `addr` names for xstack socket `fd`, or why not: an
+// AF_INET6 socket carries IPv4 through IPv4-mapped addresses (RFC 4291
+// section 2.5.5.2), and a UDP one also takes AF_INET for a destination.
+enum class Named : uint8_t { V4, Any6, V6, Refused };
+Named named_v4(int fd, const sockaddr* addr, socklen_t len, bool bind, sockaddr_in* out) {
   native::Runtime* r = rt();
-  if (r == nullptr || addr == nullptr || len < sizeof(sockaddr_in) || addr->sa_family != AF_INET) return false;
-  const auto* sin = reinterpret_cast<const sockaddr_in*>(addr);
-  uint32_t dst = ntohl(sin->sin_addr.s_addr);
+  if (r == nullptr || addr == nullptr || len < sizeof(sa_family_t)) return Named::Refused;
+  int domain, type;
+  {
+    Inside in;
+    domain = r->domain_of(fd);
+    type = r->kind_of(fd);
+  }
+  const bool v4_ok = domain == AF_INET || (domain == AF_INET6 && !bind && type == SOCK_DGRAM);
+  if (addr->sa_family == AF_INET && v4_ok && len >= sizeof(sockaddr_in)) {
+    std::memcpy(out, addr, sizeof *out);
+    return Named::V4;
+  }
+  if (addr->sa_family != AF_INET6 || domain != AF_INET6 || len < 24) return Named::Refused;  // SIN6_LEN_RFC2133
+  sockaddr_in6 s6{};
+  std::memcpy(&s6, addr, std::min<size_t>(len, sizeof s6));
+  *out = sockaddr_in{};
+  out->sin_family = AF_INET;
+  out->sin_port = s6.sin6_port;
+  if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) return Named::Any6;
+  if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) return Named::V6;
+  std::memcpy(&out->sin_addr.s_addr, s6.sin6_addr.s6_addr + 12, 4);
+  return Named::V4;
+}
+
+bool reachable_v4(native::Runtime* r, int fd, const sockaddr_in& sin) {
+  uint32_t dst = ntohl(sin.sin_addr.s_addr);
   if (dst == 0) return false;  // 0.0.0.0 means loopback to connect: the kernel's
   const EngineConfig& c = r->engine().config();
   if ((dst >> 24) == 127 || dst == c.addr.addr.v) {
@@ -144,7 +214,7 @@ bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len) {
     // else the kernel's (another local program; in shared-IP mode the
     // address is the kernel's too). A dedicated address has no one else.
     Inside in;
-    if (r->serves_locally(fd, Ipv4Addr{dst}, ntohs(sin->sin_port))) return true;
+    if (r->serves_locally(fd, Ipv4Addr{dst}, ntohs(sin.sin_port))) return true;
     return dst == c.addr.addr.v && c.dedicated_ip;
   }
   uint32_t mask = c.addr.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - c.addr.prefix_len);
@@ -153,11 +223,31 @@ bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len) {
   return c.gateway.has_value();
 }
 
-bool accelerable_bind(const sockaddr* addr, socklen_t len) {
-  native::Runtime* r = rt();
-  if (r == nullptr || addr == nullptr || len < sizeof(sockaddr_in) || addr->sa_family != AF_INET) return false;
-  uint32_t a = ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr);
-  return a == 0 || a == r->engine().config().addr.addr.v;
+}  // namespace
+
+bool kernel_dst(int fd, const sockaddr* addr, socklen_t len) {
+  sockaddr_in sin;
+  switch (named_v4(fd, addr, len, false, &sin)) {
+    case Named::V4: return !reachable_v4(rt(), fd, sin);
+    case Named::Any6:  // "::" as a destination is IPv6 loopback (tcp_v6_connect)
+    case Named::V6: return true;
+    case Named::Refused: return false;
+  }
+  return false;
+}
+
+bool kernel_bind(int fd, const sockaddr* addr, socklen_t len) {
+  sockaddr_in sin;
+  switch (named_v4(fd, addr, len, true, &sin)) {
+    case Named::V4: {
+      uint32_t a = ntohl(sin.sin_addr.s_addr);
+      return a != 0 && a != rt()->engine().config().addr.addr.v;
+    }
+    case Named::Any6: return false;
+    case Named::V6: return true;
+    case Named::Refused: return false;
+  }
+  return false;
 }
 
 int handover(int fd, const char* why) {
@@ -166,9 +256,10 @@ int handover(int fd, const char* why) {
   Inside in;
   int type = r->kind_of(fd);
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return fail(EINVAL);
+  const int domain = r->domain_of(fd);
   int fl = r->fcntl(fd, F_GETFL, 0);
   int fdfl = real::fcntl(fd, F_GETFD, 0);  // the number's flag, kept by the kernel
-  int k = real::socket(AF_INET, type | SOCK_CLOEXEC | ((fl >= 0 && (fl & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
+  int k = real::socket(domain, type | SOCK_CLOEXEC | ((fl >= 0 && (fl & O_NONBLOCK)) ? SOCK_NONBLOCK : 0), 0);
   if (k < 0) return -1;
   // The options a program may have set before deciding where to connect.
   struct Opt {
@@ -180,9 +271,11 @@ int handover(int fd, const char* why) {
       {SOL_SOCKET, SO_SNDTIMEO},  {SOL_SOCKET, SO_RCVLOWAT},  {IPPROTO_IP, IP_TOS},
       {IPPROTO_IP, IP_TTL},       {IPPROTO_TCP, TCP_NODELAY}, {IPPROTO_TCP, TCP_KEEPIDLE},
       {IPPROTO_TCP, TCP_KEEPINTVL}, {IPPROTO_TCP, TCP_KEEPCNT}, {IPPROTO_TCP, TCP_USER_TIMEOUT},
+      {IPPROTO_IPV6, IPV6_V6ONLY}, {IPPROTO_IPV6, IPV6_TCLASS}, {IPPROTO_IPV6, IPV6_UNICAST_HOPS},
   };
   for (const Opt& o : kOpts) {
     if (type == SOCK_DGRAM && o.level == IPPROTO_TCP) continue;
+    if (domain != AF_INET6 && o.level == IPPROTO_IPV6) continue;
     alignas(8) unsigned char v[32];
     socklen_t vl = sizeof v;
     if (r->getsockopt(fd, o.level, o.name, v, &vl) == 0) real::setsockopt(k, o.level, o.name, v, vl);

@@ -76,14 +76,14 @@ inline int fail(int e) {
 // Moves the fresh xstack socket `fd` to the kernel: a kernel socket of the
 // same type with the same flags and options takes its number. 0 or -1/errno.
 int handover(int fd, const char* why);
-// Whether a connect to `sin` should use xstack (on the stack's subnet or via
-// its gateway; never loopback).
-// Whether fd (an xstack socket) should reach `addr` through xstack: the
-// interface's subnet or gateway, or the stack itself (loopback) when one of
-// its sockets serves that port.
-bool accelerable_dst(int fd, const sockaddr* addr, socklen_t len);
-// Whether binding `addr` is for xstack (INADDR_ANY or the stack's address).
-bool accelerable_bind(const sockaddr* addr, socklen_t len);
+// Whether `addr`, given to connect or sendto on xstack socket `fd`, is a
+// destination only the kernel reaches (a fresh socket then moves there):
+// loopback to a port no xstack socket serves, a network off the interface,
+// an IPv6 address that is not IPv4-mapped. An address the socket's family
+// refuses is not: the runtime answers it with Linux's errno.
+bool kernel_dst(int fd, const sockaddr* addr, socklen_t len);
+// The same for bind: an address other than the wildcard and the stack's own.
+bool kernel_bind(int fd, const sockaddr* addr, socklen_t len);
 // Closes an xstack socket or companion behind `fd`, if any (before the
 // number is reused by dup2/dup3). True if it was one.
 bool release_xs(int fd);

@@ -1,4 +1,5 @@
 #include "socketapi/engine.hpp"
+#include "socketapi/private_fd.hpp"
 #include "socketapi/quiet_thread.hpp"
 
 #include <poll.h>
@@ -216,7 +217,7 @@ namespace {
 // The calling thread's wait eventfd (blocking, so that a restartable wait can
 // sleep in read(2) and let the kernel apply SA_RESTART).
 struct ThreadWaitFd {
-  int fd = eventfd(0, EFD_CLOEXEC);
+  int fd = move_fd_high(eventfd(0, EFD_CLOEXEC));
   ~ThreadWaitFd() {
     if (fd >= 0) close(fd);
   }
@@ -346,9 +347,9 @@ void Engine::start() {
     if (stats_) next_publish_ = clock_now();  // the first poll publishes
   }
   if (cfg_.poll_mode == PollMode::Interrupt) {
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    timerfd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    eventfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epfd_ = move_fd_high(epoll_create1(EPOLL_CLOEXEC));
+    timerfd_ = move_fd_high(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    eventfd_ = move_fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;  // see requeue_device_waits
     for (int fd : dev_->wait_fds()) {

@@ -21,11 +21,13 @@
 #include <climits>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 #include "socketapi/errno_map.hpp"
 #include "socketapi/kernel_host.hpp"
 #include "socketapi/native_cmsg.hpp"
+#include "socketapi/private_fd.hpp"
 #include "socketapi/xdp_packet_device.hpp"
 #include "socketapi/xstack.h"
 #include "stack/wire/ipv4.hpp"
@@ -52,6 +54,14 @@ struct Runtime::Obj {
 
   Kind kind = Kind::Tcp;
   int fd = -1;
+  // An AF_INET6 socket: it carries IPv4 only, through IPv4-mapped addresses
+  // (RFC 4291 section 2.5.5.2), as a Linux dual-stack socket does for an
+  // IPv4 peer; names it reports are AF_INET6. xstack has no IPv6 address.
+  bool inet6 = false;
+  bool v6only = false;     // IPV6_V6ONLY: no IPv4 at all
+  bool bound_mapped_any = false;  // bound to ::ffff:0.0.0.0, which getsockname shows as such
+  int tclass = 0;          // IPV6_TCLASS, IPV6_UNICAST_HOPS: kept and
+  int unicast_hops = -1;   // reported; they mark IPv6 packets only
   TcpSocket* tcp = nullptr;
   UdpSocket* udp = nullptr;
   bool nonblock = false, cloexec = false, closed = false;
@@ -147,15 +157,99 @@ inline sockaddr_in sockaddr_of(Endpoint ep) {
   return sin;
 }
 
+// RFC 4291 section 2.5.5.2: ::ffff:a.b.c.d is IPv4 address a.b.c.d.
+inline bool is_v4_mapped(const in6_addr& a) {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(a.s6_addr, kPrefix, sizeof kPrefix) == 0;
+}
+
+// An AF_INET6 address's IPv4 meaning: "::" is 0.0.0.0, ::ffff:a.b.c.d is
+// a.b.c.d; nullopt for any other IPv6 address (none is xstack's).
+inline std::optional<Endpoint> v4_of(const sockaddr_in6& s6) {
+  const uint16_t port = ntohs(s6.sin6_port);
+  if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) return Endpoint{Ipv4Addr::any(), port};
+  if (!is_v4_mapped(s6.sin6_addr)) return std::nullopt;
+  uint32_t v4;
+  std::memcpy(&v4, s6.sin6_addr.s6_addr + 12, sizeof v4);
+  return Endpoint{Ipv4Addr{ntohl(v4)}, port};
+}
+
+// An AF_INET6 socket's name for `ep`: IPv4-mapped, or "::" for the wildcard
+// (unless `mapped_any`: bound as ::ffff:0.0.0.0).
+inline sockaddr_in6 sockaddr6_of(Endpoint ep, bool mapped_any = false) {
+  sockaddr_in6 s6{};
+  s6.sin6_family = AF_INET6;
+  s6.sin6_port = htons(ep.port);
+  if (ep.addr.v != 0 || mapped_any) {
+    s6.sin6_addr.s6_addr[10] = s6.sin6_addr.s6_addr[11] = 0xff;
+    const uint32_t v4 = htonl(ep.addr.v);
+    std::memcpy(s6.sin6_addr.s6_addr + 12, &v4, sizeof v4);
+  }
+  return s6;
+}
+
 // Linux move_addr_to_user: copies min(*len, sizeof) and reports the full size.
-inline int put_addr(Endpoint ep, sockaddr* addr, socklen_t* len) {
+// An AF_INET6 socket reports sockaddr_in6.
+inline int put_addr(Endpoint ep, sockaddr* addr, socklen_t* len, bool inet6 = false, bool mapped_any = false) {
   if (addr == nullptr) return 0;
   if (len == nullptr) return EFAULT;
   if (static_cast<int>(*len) < 0) return EINVAL;
+  if (inet6) {
+    sockaddr_in6 s6 = sockaddr6_of(ep, mapped_any);
+    std::memcpy(addr, &s6, std::min<size_t>(*len, sizeof s6));
+    *len = sizeof s6;
+    return 0;
+  }
   sockaddr_in sin = sockaddr_of(ep);
   std::memcpy(addr, &sin, std::min<size_t>(*len, sizeof sin));
   *len = sizeof sin;
   return 0;
+}
+
+// The IPv4 endpoint an application's address names on socket `o`, or an
+// errno. AF_INET sockets: sockaddr_in (AF_UNSPEC with INADDR_ANY too, for
+// bind). AF_INET6 sockets, as Linux's inet6_bind / tcp_v6_connect /
+// ip6_datagram_connect / udpv6_sendmsg: at least SIN6_LEN_RFC2133 (24)
+// bytes of AF_INET6, IPv4-mapped or "::"; UDP also takes AF_INET for
+// connect and sendto. `nonv4` is the errno for an IPv6 address xstack
+// cannot reach (EADDRNOTAVAIL for bind, ENETUNREACH for a destination).
+enum class AddrUse : uint8_t { Bind, Connect, SendTo };
+constexpr socklen_t kSin6LenRfc2133 = 24;
+
+struct AddrResult {
+  int err = 0;
+  Endpoint ep{};
+};
+
+inline AddrResult addr_in(const Runtime::Obj& o, const sockaddr* addr, socklen_t len, AddrUse use) {
+  sa_family_t fam = AF_UNSPEC;
+  if (len >= sizeof fam) std::memcpy(&fam, addr, sizeof fam);
+  const bool udp_v4_ok = o.kind == Runtime::Obj::Kind::Udp && use != AddrUse::Bind && !o.v6only;
+  if (!o.inet6 || (fam == AF_INET && udp_v4_ok)) {
+    if (len < sizeof(sockaddr_in)) return {EINVAL};
+    sockaddr_in sin;
+    std::memcpy(&sin, addr, sizeof sin);
+    const bool any_unspec = sin.sin_family == AF_UNSPEC && sin.sin_addr.s_addr == htonl(INADDR_ANY);
+    const bool ok = sin.sin_family == AF_INET || (use == AddrUse::Bind && any_unspec) ||
+                    (use == AddrUse::SendTo && sin.sin_family == AF_UNSPEC);
+    if (!ok) return {EAFNOSUPPORT};
+    return {0, endpoint_of(sin)};
+  }
+  if (fam == AF_INET && o.kind == Runtime::Obj::Kind::Udp && use != AddrUse::Bind) return {EAFNOSUPPORT};  // v6only
+  if (use == AddrUse::SendTo && fam != AF_INET6) return {EINVAL};  // udpv6_sendmsg's default case
+  if (len < kSin6LenRfc2133) return {EINVAL};
+  if (fam != AF_INET6) return {EAFNOSUPPORT};
+  sockaddr_in6 s6{};
+  std::memcpy(&s6, addr, std::min<size_t>(len, sizeof s6));
+  std::optional<Endpoint> ep = v4_of(s6);
+  if (o.v6only) {
+    // Only IPv6 traffic, and xstack has none: a mapped address is refused
+    // as Linux does, any other IPv6 one is unreachable.
+    if (ep && ep->addr.v != 0) return {use == AddrUse::Bind ? EINVAL : ENETUNREACH};
+    return {use == AddrUse::Bind ? EADDRNOTAVAIL : ENETUNREACH};
+  }
+  if (!ep) return {use == AddrUse::Bind ? EADDRNOTAVAIL : ENETUNREACH};
+  return {0, *ep};
 }
 
 #define XS_SOCK_OR_FAIL(o, fd)                                  \

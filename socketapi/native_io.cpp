@@ -91,12 +91,14 @@ ssize_t Runtime::do_send(int fd, const iovec* iov, size_t iovcnt, int flags, con
   if (o->udp) {
     if (flags & MSG_OOB) return fail(EOPNOTSUPP);  // udp_sendmsg
     std::optional<Endpoint> dst;
-    if (to != nullptr) {
-      if (tolen < sizeof(sockaddr_in)) return fail(EINVAL);
-      sockaddr_in sin;
-      std::memcpy(&sin, to, sizeof sin);
-      if (sin.sin_family != AF_INET && sin.sin_family != AF_UNSPEC) return fail(EAFNOSUPPORT);
-      dst = endpoint_of(sin);
+    sa_family_t to_family = AF_UNSPEC;
+    if (to != nullptr && tolen >= sizeof to_family) std::memcpy(&to_family, to, sizeof to_family);
+    if (to != nullptr && o->inet6 && tolen < sizeof to_family) return fail(EINVAL);
+    // udpv6_sendmsg: AF_UNSPEC is no address at all (the connected peer).
+    if (to != nullptr && !(o->inet6 && to_family == AF_UNSPEC)) {
+      AddrResult a = addr_in(*o, to, tolen, AddrUse::SendTo);
+      if (a.err != 0) return fail(a.err);
+      dst = a.ep;
     }
     if (o->shut_wr) return fail(EPIPE);
     // udp_sendmsg parses cmsgs after the address, and not at all while a
@@ -281,7 +283,7 @@ ssize_t Runtime::do_recv(int fd, const iovec* iov, size_t iovcnt, int flags, soc
                          : std::max(0, o->peek_off - static_cast<int>(r->datagram_len));
     }
     if (!tmp.empty()) scatter(tmp.data(), r->copied, iov, iovcnt);
-    if (int e = put_addr(r->from, from, fromlen)) return fail(e);
+    if (int e = put_addr(r->from, from, fromlen, o->inet6)) return fail(e);
     if (msg_flags && r->datagram_len > r->copied) *msg_flags |= MSG_TRUNC;
     if (cmsgs != nullptr) put_udp_cmsgs(o->cm, r->meta, e_.device_locked().ifindex(), *cmsgs);
     return static_cast<ssize_t>(trunc ? r->datagram_len : r->copied);

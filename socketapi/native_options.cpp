@@ -357,6 +357,30 @@ int Runtime::setsockopt(int fd, int level, int name, const void* val, socklen_t 
     else (void)u->set_ttl(iv);
     return 0;
   }
+  if (level == IPPROTO_IPV6 && o->inet6) {
+    // do_ipv6_setsockopt: an int of at least sizeof(int) bytes. The socket
+    // carries IPv4 only (native_internal.hpp), so the traffic class and hop
+    // limit, which mark IPv6 packets, are kept and reported, as Linux does
+    // for a dual-stack socket's IPv4 traffic.
+    if (name != IPV6_V6ONLY && name != IPV6_TCLASS && name != IPV6_UNICAST_HOPS) return fail(ENOPROTOOPT);
+    if (len < sizeof(int)) return fail(EINVAL);
+    if (int e = get_int()) return fail(e);
+    if (name == IPV6_V6ONLY) {
+      const bool bound = t ? (t->is_bound() || t->state() != TcpState::Closed) : u->local().port != 0;
+      if (bound) return fail(EINVAL);  // inet_num set
+      o->v6only = iv != 0;
+      return 0;
+    }
+    if (iv < -1 || iv > 255) return fail(EINVAL);
+    if (name == IPV6_UNICAST_HOPS) {
+      o->unicast_hops = iv;
+      return 0;
+    }
+    if (iv == -1) iv = 0;  // RFC 3542 section 6.5: the default class
+    if (t) iv = (iv & ~3) | (o->tclass & 3);  // stream sockets keep the ECN bits to TCP
+    o->tclass = iv;
+    return 0;
+  }
   if (level == XS_SOL_XSTACK && name == XS_ZC_RX_FRAMES) {
     if (int e = get_int()) return fail(e);
     if (t) t->set_zc_frames(iv != 0);
@@ -386,7 +410,7 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
     switch (name) {
       case SO_TYPE: return put_int(t ? SOCK_STREAM : SOCK_DGRAM);
       case SO_PROTOCOL: return put_int(t ? IPPROTO_TCP : IPPROTO_UDP);
-      case SO_DOMAIN: return put_int(AF_INET);
+      case SO_DOMAIN: return put_int(o->inet6 ? AF_INET6 : AF_INET);
       case SO_ERROR: {
         auto e = t ? t->take_error() : u->take_error();
         o->gen++;
@@ -544,6 +568,18 @@ int Runtime::getsockopt(int fd, int level, int name, void* val, socklen_t* len) 
     if (ulen < static_cast<int>(sizeof(int)) && ulen > 0 && v >= 0 && v <= 255) {
       unsigned char c = static_cast<unsigned char>(v);
       return put(&c, 1);
+    }
+    return put_int(v);
+  }
+  if (level == IPPROTO_IPV6 && o->inet6) {
+    // ipv6_getsockopt: min(len, sizeof(int)) bytes of an int. The hop
+    // limit's default is the route's, 64 (net.ipv6.conf.all.hop_limit).
+    int v;
+    switch (name) {
+      case IPV6_V6ONLY: v = o->v6only ? 1 : 0; break;
+      case IPV6_TCLASS: v = o->tclass; break;
+      case IPV6_UNICAST_HOPS: v = o->unicast_hops < 0 ? 64 : o->unicast_hops; break;
+      default: return fail(ENOPROTOOPT);
     }
     return put_int(v);
   }

@@ -58,10 +58,15 @@ int Runtime::epoll_create(int size) {
   return epoll_create1(0);
 }
 
-int Runtime::epoll_create1(int flags) {
+int Runtime::epoll_create1(int flags) { return epoll_create_numbered(flags, false); }
+
+int Runtime::epoll_create_private() { return epoll_create_numbered(EPOLL_CLOEXEC, true); }
+
+int Runtime::epoll_create_numbered(int flags, bool high) {
   if (flags & ~EPOLL_CLOEXEC) return fail(EINVAL);
   int kfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (kfd < 0) return -1;
+  if (high) kfd = move_fd_high(kfd);
   auto o = std::make_shared<Obj>();
   o->kind = Obj::Kind::Epoll;
   o->fd = kfd;

@@ -404,6 +404,13 @@ bool Runtime::serves_locally(int fd, Ipv4Addr dst, uint16_t port) {
   return false;
 }
 
+int Runtime::domain_of(int fd) {
+  std::lock_guard<std::mutex> lk(e_.mutex());
+  auto o = lookup_locked(fd);
+  if (!o || o->kind == Obj::Kind::Epoll) return -1;
+  return o->inet6 ? AF_INET6 : AF_INET;
+}
+
 int Runtime::kind_of(int fd) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(fd);
@@ -538,7 +545,7 @@ int Runtime::socket(int domain, int type, int protocol) {
   int flags = type & ~kSockTypeMask;
   int base = type & kSockTypeMask;
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
-  if (domain != AF_INET) return fail(EAFNOSUPPORT);
+  if (domain != AF_INET && domain != AF_INET6) return fail(EAFNOSUPPORT);
   if (base < 0 || base >= kSockMax) return fail(EINVAL);
   if (protocol < 0 || protocol >= IPPROTO_MAX) return fail(EINVAL);
   Obj::Kind kind;
@@ -557,6 +564,7 @@ int Runtime::socket(int domain, int type, int protocol) {
   if (kfd < 0) return -1;
   auto o = std::make_shared<Obj>();
   o->kind = kind;
+  o->inet6 = domain == AF_INET6;
   o->fd = kfd;
   o->nonblock = (flags & SOCK_NONBLOCK) != 0;
   o->cloexec = (flags & SOCK_CLOEXEC) != 0;
@@ -574,16 +582,19 @@ int Runtime::socket(int domain, int type, int protocol) {
 int Runtime::bind(int fd, const sockaddr* addr, socklen_t len) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   XS_SOCK_OR_FAIL(o, fd);
-  if (static_cast<int>(len) < static_cast<int>(sizeof(sockaddr_in))) return fail(EINVAL);
+  if (static_cast<int>(len) < static_cast<int>(o->inet6 ? kSin6LenRfc2133 : sizeof(sockaddr_in))) return fail(EINVAL);
   if (addr == nullptr) return fail(EFAULT);
-  sockaddr_in sin;
-  std::memcpy(&sin, addr, sizeof sin);
-  if (sin.sin_family != AF_INET && !(sin.sin_family == AF_UNSPEC && sin.sin_addr.s_addr == htonl(INADDR_ANY)))
-    return fail(EAFNOSUPPORT);
+  AddrResult a = addr_in(*o, addr, len, AddrUse::Bind);
+  if (a.err != 0) return fail(a.err);
   bool bound = o->tcp ? (o->tcp->is_bound() || o->tcp->state() != TcpState::Closed) : o->udp->local().port != 0;
   if (bound) return fail(EINVAL);
   int err = 0;
-  if (!claim_and_bind_locked(*o, endpoint_of(sin), &err)) return fail(err);
+  if (!claim_and_bind_locked(*o, a.ep, &err)) return fail(err);
+  if (o->inet6 && a.ep.addr.v == 0) {
+    sockaddr_in6 s6{};
+    std::memcpy(&s6, addr, std::min<size_t>(len, sizeof s6));
+    o->bound_mapped_any = is_v4_mapped(s6.sin6_addr);
+  }
   return 0;
 }
 
@@ -630,6 +641,9 @@ int Runtime::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   }
   auto n = std::make_shared<Obj>();
   n->kind = Obj::Kind::Tcp;
+  n->inet6 = o->inet6;
+  n->tclass = o->tclass;
+  n->unicast_hops = o->unicast_hops;
   n->fd = kfd;
   n->tcp = c;
   n->ss = Obj::Ss::Connected;
@@ -643,9 +657,10 @@ int Runtime::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   n->cm = o->cm;  // sk_clone copies the flags, inet_sk the cmsg flags
   c->set_observer(&e_, n.get());
   Endpoint peer = c->remote();
+  const bool n_inet6 = o->inet6;
   int nfd = install_locked(std::move(n));
   e_.after_call_locked();
-  (void)put_addr(peer, addr, len);
+  (void)put_addr(peer, addr, len, n_inet6);
   return nfd;
 }
 
@@ -664,11 +679,11 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
       kick_locked();
       return 0;
     }
-    if (len < sizeof(sockaddr_in)) return fail(EINVAL);
-    if (sin.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+    AddrResult a = addr_in(*o, addr, len, AddrUse::Connect);
+    if (a.err != 0) return fail(a.err);
     int err = 0;
     if (!autobind_locked(*o, &err)) return fail(err);
-    if (auto r = o->udp->connect(endpoint_of(sin)); !r) return fail(to_errno(r.error()));
+    if (auto r = o->udp->connect(a.ep); !r) return fail(to_errno(r.error()));
     e_.after_call_locked();
     return 0;
   }
@@ -702,10 +717,10 @@ int Runtime::connect(int fd, const sockaddr* addr, socklen_t len) {
     case Obj::Ss::Connecting: err = EALREADY; break;
     case Obj::Ss::Unconnected: {
       if (t->state() != TcpState::Closed) return fail(EISCONN);
-      if (len < sizeof(sockaddr_in)) return fail(EINVAL);
-      if (sin.sin_family != AF_INET) return fail(EAFNOSUPPORT);
+      AddrResult a = addr_in(*o, addr, len, AddrUse::Connect);
+      if (a.err != 0) return fail(a.err);
       if (!autobind_locked(*o, &err)) return fail(err);
-      auto r = t->connect(now, endpoint_of(sin));
+      auto r = t->connect(now, a.ep);
       e_.after_call_locked();
       if (!r && r.error() != SockError::InProgress) return fail(to_errno(r.error()));
       o->ss = Obj::Ss::Connecting;
@@ -777,7 +792,7 @@ int Runtime::getsockname(int fd, sockaddr* addr, socklen_t* len) {
   XS_SOCK_OR_FAIL(o, fd);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   Endpoint ep = o->tcp ? o->tcp->local() : o->udp->local();
-  if (int e = put_addr(ep, addr, len)) return fail(e);
+  if (int e = put_addr(ep, addr, len, o->inet6, o->bound_mapped_any)) return fail(e);
   return 0;
 }
 
@@ -799,7 +814,7 @@ int Runtime::getpeername(int fd, sockaddr* addr, socklen_t* len) {
     if (!o->udp->remote() || o->udp->remote()->port == 0) return fail(ENOTCONN);
     ep = *o->udp->remote();
   }
-  if (int e = put_addr(ep, addr, len)) return fail(e);
+  if (int e = put_addr(ep, addr, len, o->inet6)) return fail(e);
   return 0;
 }
 

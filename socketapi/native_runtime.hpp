@@ -110,6 +110,9 @@ class Runtime {
   int poll(pollfd* fds, nfds_t n, int timeout_ms);
   int epoll_create(int size);
   int epoll_create1(int flags);
+  // An epoll instance for the caller's own use (the shim's companions),
+  // numbered above the program's descriptors (socketapi/private_fd.hpp).
+  int epoll_create_private();
   int epoll_ctl(int epfd, int op, int fd, epoll_event* ev);
   int epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms);
 
@@ -149,6 +152,8 @@ class Runtime {
   bool is_fresh(int fd);
   // SOCK_STREAM, SOCK_DGRAM, 0 for an epoll instance, -1 when not ours.
   int kind_of(int fd);
+  // AF_INET or AF_INET6 (a socket made as AF_INET6), -1 when not a socket of ours.
+  int domain_of(int fd);
   // Whether a socket of fd's type here would take traffic sent to `dst`:port
   // through the stack's loopback (a TCP listener, or a bound UDP socket, on
   // that port with the wildcard or that address).
@@ -175,6 +180,7 @@ class Runtime {
   // errno for an fd that is not a socket of ours: EBADF or ENOTSOCK.
   int bad_fd_errno(int fd);
   int install_locked(std::shared_ptr<Obj> o);
+  int epoll_create_numbered(int flags, bool high);
   void on_event(void* cookie);
   // A readiness event on `o`: bumps its gen, and that of every epoll
   // instance watching it (nested instances included), writing wake fds.

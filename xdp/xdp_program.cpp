@@ -76,6 +76,10 @@ Expected<uint32_t, std::string> XdpProgram::attached_prog_id(int ifindex) {
 
 Expected<std::unique_ptr<XdpProgram>, std::string> XdpProgram::attach(int ifindex, const XdpProgramOptions& opts) {
   init_libbpf_once();
+  // libbpf reads the CPU count from /sys once and caches it: read it here,
+  // in the attaching thread, so that stats() from the engine's thread later
+  // opens no file (a descriptor the program could see appear and vanish).
+  (void)libbpf_num_possible_cpus();
   std::unique_ptr<XdpProgram> p(new XdpProgram());
   p->ifindex_ = ifindex;
 

@@ -323,10 +323,17 @@ void TcpLayerImpl::on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& 
       if (newer && l) {
         Seq isn = s->snd_nxt_ + 65535 + 2;  // Linux tcp_timewait_state_process
         counters_.tcp_time_wait_recycled++;
-        s->state_deadline_ = kNever;
-        s->set_state(TcpState::Closed);
-        remove_connection(s);
-        destroy(s);
+        // The old incarnation ends as its TIME_WAIT timer would end it: freed
+        // if the program has closed it, else left Closed until the program's
+        // close() (Linux: the program's socket is in CLOSE, and only the
+        // separate TIME_WAIT mini-socket is recycled). A socket a descriptor
+        // still names is never freed here.
+        s->reset_connection(now, SockError::ConnectionReset);
+        s->error_.reset();
+        if (s->user_closed_) {
+          to_destroy_.erase(std::remove(to_destroy_.begin(), to_destroy_.end(), s), to_destroy_.end());
+          destroy(s);
+        }
         on_syn_for_listener(now, l, ip, seg, isn);
         flush_destroyed();
         return;

@@ -10,7 +10,12 @@
 #   4. socat UDP-RECVFROM,fork with EXEC:cat (a UDP socket used by a child);
 #   5. ncat --keep-open --exec /bin/cat (fork, fork again, exec);
 #   6. a Python inetd: accept, fork, dup2 onto 0/1, exec python, which asks
-#      getpeername on stdin and answers one line.
+#      getpeername on stdin and answers one line;
+#   7. haproxy in TCP mode in front of a kernel http.server in b: curl 1 MiB
+#      through it, then wrk with `Connection: close` (haproxy shuts its client
+#      side down before closing it, so those connections reach TIME_WAIT while
+#      haproxy still holds them, and wrk's next SYN from the same port reopens
+#      them): no socket errors, haproxy still running.
 # XS_APPS_KERNEL_ONLY=1 runs the same with plain kernel sockets (lib.sh).
 # shellcheck source=tests/apps/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +27,8 @@ apps_require dnsutils dig
 apps_require socat socat
 apps_require ncat ncat
 apps_require curl curl
+apps_require haproxy haproxy
+apps_require wrk wrk
 apps_setup xm
 
 # ------------------------------------------------ 1. lighttpd + curl + ab
@@ -176,5 +183,54 @@ else
   show_log "$TMP/inetd.log"
 fi
 stop_bg "$srv"
+
+# ------------------------------------------------ 7. haproxy TCP mode + wrk close
+echo "# 7. haproxy (TCP mode) on $IP_X:9000 -> kernel http.server on $IP_B:8090"
+mkdir -p "$TMP/wwwb"
+make_file "$TMP/wwwb/blob" $((1 << 20))
+echo "hello through haproxy" >"$TMP/wwwb/index.html"
+bg_b "$TMP/backend.log" 90 python3 -m http.server --bind "$IP_B" --directory "$TMP/wwwb" 8090
+be=$BG_PID
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+defaults
+  timeout connect 3s
+  timeout client 10s
+  timeout server 10s
+frontend ftcp
+  mode tcp
+  bind $IP_X:9000
+  default_backend btcp
+backend btcp
+  mode tcp
+  server s1 $IP_B:8090
+EOF
+bg_a "$TMP/haproxy.log" 90 haproxy -db -f "$TMP/haproxy.cfg"
+px=$BG_PID
+if wait_tcp "$IP_B" 8090 30 "$be" && wait_tcp "$IP_X" 9000 30 "$px"; then
+  warm_arp
+  in_b 30 curl -sS -o "$TMP/hap.out" "http://$IP_X:9000/blob" 2>"$TMP/hap_curl.err" || true
+  check "7. curl through haproxy got 1 MiB, sha256 matches" same_file "$TMP/wwwb/blob" "$TMP/hap.out"
+  # 200 client ports: wrk reuses each many times over, so its SYNs meet
+  # haproxy-side connections in TIME_WAIT; tcp_tw_reuse lets wrk reuse its
+  # own TIME_WAIT ports at once (b is the test's own namespace)
+  ip netns exec "$NS_B" sysctl -q -w net.ipv4.ip_local_port_range="40000 40199" net.ipv4.tcp_tw_reuse=1
+  ip netns exec "$NS_B" sysctl -q -w net.ipv4.tcp_tw_reuse_delay=1 2>/dev/null || true  # Linux >= 6.13
+  in_b 30 wrk -t2 -c16 -d3s --timeout 3s -H 'Connection: close' "http://$IP_X:9000/index.html" \
+    >"$TMP/hap_wrk.out" 2>&1 || true
+  reqs=$(awk '/requests in/ {print $1}' "$TMP/hap_wrk.out")
+  clean=no
+  if [[ "${reqs:-0}" -gt 0 ]] && ! grep -qE 'Socket errors|Non-2xx' "$TMP/hap_wrk.out"; then clean=yes; fi
+  errs=$(grep -E 'Socket errors|Non-2xx' "$TMP/hap_wrk.out" | tr -s ' ' | tr '\n' ';' || true)
+  check "7. wrk Connection: close through haproxy: ${reqs:-no} requests; errors: ${errs:-none}" test "$clean" = yes
+  check "7. haproxy still running afterwards" running "$px"
+  [[ $clean == yes ]] || { show_log "$TMP/hap_wrk.out"; show_log "$TMP/haproxy.log"; }
+else
+  fail "7. haproxy and its backend listening"
+  show_log "$TMP/haproxy.log"
+fi
+stop_bg "$px"
+stop_bg "$be"
 
 apps_finish

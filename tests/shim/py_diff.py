@@ -3014,6 +3014,178 @@ def self_connect():
     return r
 
 
+# ---------------------------------------------------------------- AF_INET6
+# A dual-stack AF_INET6 socket carries IPv4 through IPv4-mapped addresses
+# (::ffff:a.b.c.d); xstack serves those, and moves a socket that turns to
+# real IPv6 (::1, IPV6_V6ONLY) to the kernel.
+
+MAPPED_PEER = "::ffff:" + PEER
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+IPV6_UNICAST_HOPS = getattr(socket, "IPV6_UNICAST_HOPS", 16)
+
+
+def A6(addr):
+    """An AF_INET6 name as [family tag, ip, port, flowinfo, scope]."""
+    if isinstance(addr, tuple) and len(addr) == 4:
+        ip = addr[0]
+        if ip.startswith("::ffff:"):
+            ip = "::ffff:" + nip(ip[7:])
+        return [ip, nport(addr[1]), addr[2], addr[3]]
+    return A(addr)
+
+
+@case
+def inet6_dual_stack_listener():
+    ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    r = [gso(ls, socket.SOL_SOCKET, socket.SO_DOMAIN), gso(ls, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
+         A6(ls.getsockname()), sso(ls, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)]
+    port = lport()
+    ls.bind(("::", port))
+    ls.listen(4)
+    r.append(A6(ls.getsockname()))
+    c = conn(f"CONNECT {port} hello")
+    r.append(readline(c))
+    a, addr = ls.accept()
+    r += [A6(addr), A6(a.getsockname()), A6(a.getpeername()), gso(a, socket.SOL_SOCKET, socket.SO_DOMAIN),
+          E(a.recv, 64)]
+    a.sendall(b"back")
+    a.close()
+    c.close()
+    ls.close()
+    return r
+
+
+@case
+def inet6_connect_mapped():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(5)
+    r = [E(s.connect, (MAPPED_PEER, PORT))]
+    t = tag()
+    s.sendall(f"{t} ADDR\n".encode())
+    line = readline(s).split()
+    r += [[line[0], nip(line[1]), nport(int(line[2]))] if len(line) == 3 else line,
+          A6(s.getpeername()), A6(s.getsockname())[0], s.getsockname()[1] == int(line[2]) if len(line) == 3 else None]
+    s.close()
+    # AF_INET on a stream AF_INET6 socket: EAFNOSUPPORT (tcp_v6_connect)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sin = struct.pack("<H", socket.AF_INET) + struct.pack(">H", PORT) + socket.inet_aton(PEER) + bytes(8 + 12)
+    rc = LIBC.connect(s.fileno(), sin, len(sin))
+    r.append([rc, errno.errorcode.get(ctypes.get_errno(), "0") if rc else "0"])
+    s.close()
+    return r
+
+
+@case
+def inet6_udp_mapped():
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    port = lport()
+    u.bind(("::", port))
+    r = [A6(u.getsockname()), u.sendto(b"v6-mapped", (MAPPED_PEER, PORT))]
+    d, frm = u.recvfrom(100)
+    r += [d, A6(frm)]
+    # sockaddr_in on a UDP AF_INET6 socket is taken (udpv6_sendmsg -> udp_sendmsg)
+    sin = struct.pack("<H", socket.AF_INET) + struct.pack(">H", PORT) + socket.inet_aton(PEER) + bytes(8)
+    r.append(LIBC.sendto(u.fileno(), b"v4-addr", 7, 0, sin, len(sin)))
+    d, frm = u.recvfrom(100)
+    r += [d, A6(frm)]
+    r.append(E(u.connect, (MAPPED_PEER, PORT)))
+    r += [A6(u.getpeername()), u.send(b"conn"), u.recv(100)]
+    u.close()
+    return r
+
+
+@case
+def inet6_address_errors():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    mapped_local = (b"\0" * 10) + b"\xff\xff" + socket.inet_aton(LOCAL)
+    good = struct.pack("<H", socket.AF_INET6) + struct.pack(">H", lport()) + bytes(4) + mapped_local + bytes(4)
+    r = []
+    for buf, n in ((good, 23), (good[:2] + good[2:16], 16), (struct.pack("<H", socket.AF_INET) + good[2:], 28)):
+        rc = LIBC.bind(s.fileno(), buf, n)
+        r.append([rc, errno.errorcode.get(ctypes.get_errno(), "0") if rc else "0"])
+    r.append(LIBC.bind(s.fileno(), good, 24))  # SIN6_LEN_RFC2133 is enough
+    r += [A6(s.getsockname()), sso(s, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)]
+    s.close()
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    r.append(E(s.bind, ("::ffff:198.18.0.77", lport())))  # nobody's address (the kernel's answer under the shim)
+    s.close()
+    v4 = socket.socket()
+    r.append(gso(v4, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    r.append(sso(v4, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1))
+    v4.close()
+    return r
+
+
+@case
+def inet6_options():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    r = []
+    for x in (s, u):
+        r += [gso(x, socket.IPPROTO_IPV6, IPV6_UNICAST_HOPS), sso(x, socket.IPPROTO_IPV6, IPV6_UNICAST_HOPS, 9),
+              gso(x, socket.IPPROTO_IPV6, IPV6_UNICAST_HOPS), sso(x, socket.IPPROTO_IPV6, IPV6_UNICAST_HOPS, 300),
+              sso(x, socket.IPPROTO_IPV6, IPV6_TCLASS, 0xbb), gso(x, socket.IPPROTO_IPV6, IPV6_TCLASS),
+              sso(x, socket.IPPROTO_IPV6, IPV6_TCLASS, -1), gso(x, socket.IPPROTO_IPV6, IPV6_TCLASS),
+              gso(x, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1), sso(x, socket.IPPROTO_IP, socket.IP_TOS, 0x10),
+              gso(x, socket.IPPROTO_IP, socket.IP_TOS), gso(x, socket.SOL_SOCKET, socket.SO_TYPE)]
+    # still usable for IPv4 after all that
+    r.append(E(s.connect, (MAPPED_PEER, PORT)))
+    s.sendall(f"{tag()} ADDR\n".encode())
+    r.append(readline(s).split()[0])
+    s.close()
+    u.close()
+    return r
+
+
+@case
+def inet6_v6only_and_loopback_to_kernel():
+    # IPV6_V6ONLY and ::1 are IPv6 proper: the kernel's, under the shim too
+    ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    r = [sso(ls, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1), E(ls.bind, ("::1", 0)),
+         gso(ls, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)]
+    ls.listen(1)
+    c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    c.settimeout(3)
+    r.append(E(c.connect, ("::1", ls.getsockname()[1])))
+    a, addr = ls.accept()
+    c.sendall(b"lo6")
+    r += [addr[0], E(a.recv, 10), A6(c.getpeername())[0]]
+    a.close()
+    c.close()
+    ls.close()
+    # a dual-stack listener and a v6-only one on the same port (redis, memcached)
+    port = lport()
+    d = socket.socket(socket.AF_INET)
+    d.bind(("0.0.0.0", port))
+    d.listen(1)
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    r += [sso(v6, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1), E(v6.bind, ("::", port))]
+    v6.close()
+    d.close()
+    return r
+
+
+@case
+def fd_numbers_as_kernel():
+    # descriptors the shim keeps for itself (its epoll companions, the
+    # engine's) sit above the program's: the program's next descriptors are
+    # numbered as on Linux (wrk sizes its event loop by them)
+    probe = os.open("/dev/null", os.O_RDONLY)
+    os.close(probe)
+    ep = select.epoll()
+    s = socket.socket()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ep.register(s.fileno(), select.EPOLLIN)
+    ep.register(u.fileno(), select.EPOLLIN)
+    ep.poll(0)
+    t = socket.socket()
+    r = [x - probe for x in (ep.fileno(), s.fileno(), u.fileno(), t.fileno())]
+    for x in (t, u, s, ep):
+        x.close()
+    return r
+
+
 # ---------------------------------------------------------------- runner
 
 class CaseTimeout(Exception):

@@ -299,6 +299,41 @@ TEST(TcpTimeWait, NewerTimestampSynReopens) {
   EXPECT_EQ((*c)->state(), TcpState::Established);
 }
 
+// A connection that reached TIME_WAIT before the program closed it (it shut
+// down its side, then read the peer's FIN) is recycled by a new SYN while
+// the program still holds it: the old socket must stay alive, Closed, until
+// the program's close() frees it (found by haproxy's close path under ASan).
+TEST(TcpTimeWait, ReopenedWhileTheProgramStillHoldsTheSocket) {
+  Passive p;
+  ASSERT_TRUE(p.s->shutdown(at_ms(10), false, true).has_value());
+  check(p.h.expect_one(), {.flags = kF | kA, .seq = p.L(0), .ack = p.R(0)});
+  p.h.recv(at_ms(30), {.flags = kF | kA, .seq = p.R(0), .ack = p.L(1)});
+  p.h.expect_one();
+  ASSERT_EQ(p.s->state(), TcpState::TimeWait);
+  const size_t before = p.h.tcp.socket_count();
+  Seg syn = TcpHarness::default_syn();
+  syn.seq = kRemoteIss + 100000;
+  p.h.recv(at_ms(2000), syn);
+  check(p.h.expect_one(), {.flags = kS | kA, .seq = p.L(1) + 65537, .ack = syn.seq + 1});
+  EXPECT_EQ(p.h.counters.tcp_time_wait_recycled, 1u);
+  // The program's socket: Closed, at end of stream, no error; still counted.
+  EXPECT_EQ(p.s->state(), TcpState::Closed);
+  uint8_t buf[4];
+  auto r = p.s->recv(at_ms(2001), MutBytes(buf, sizeof buf));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, 0u);
+  EXPECT_FALSE(p.s->take_error().has_value());
+  EXPECT_EQ(p.h.tcp.socket_count(), before + 1);  // plus the new incarnation
+  p.s->close(at_ms(2002));
+  p.h.run_until(at_ms(2003));
+  EXPECT_EQ(p.h.tcp.socket_count(), before);
+  // The new incarnation completes and is accepted.
+  p.h.recv(at_ms(2004), {.flags = kA, .seq = syn.seq + 1, .ack = p.L(1) + 65538});
+  auto c = p.h.listen_sock->accept(at_ms(2005));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ((*c)->state(), TcpState::Established);
+}
+
 // A SYN whose timestamp is not newer does not reopen TIME_WAIT; it is
 // answered with an ACK for the old connection (PAWS).
 TEST(TcpTimeWait, OldTimestampSynDoesNotReopen) {
