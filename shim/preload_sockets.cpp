@@ -308,10 +308,12 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   if (k == FdKind::Orphan || is_proxy(k)) return forkshare::setsockopt(fd, level, name, val, len);
   if (k == FdKind::XsSocket) {
     if (Runtime* r = rt()) {
-      if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && val != nullptr && len >= sizeof(int) &&
-          *static_cast<const int*>(val) != 0 && r->is_fresh(fd)) {
+      int on = 0;
+      if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && val != nullptr && len >= sizeof on) {
+        std::memcpy(&on, val, sizeof on);
         // An IPv6-only socket carries nothing xstack does (IPv4): the kernel's.
-        if (handover(fd, "IPV6_V6ONLY") == 0) return real::setsockopt(fd, level, name, val, len);
+        if (on != 0 && r->domain_of(fd) == AF_INET6 && r->is_fresh(fd) && handover(fd, "IPV6_V6ONLY") == 0)
+          return real::setsockopt(fd, level, name, val, len);
       }
       int rc;
       {

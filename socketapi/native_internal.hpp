@@ -211,8 +211,9 @@ inline int put_addr(Endpoint ep, sockaddr* addr, socklen_t* len, bool inet6 = fa
 // bind). AF_INET6 sockets, as Linux's inet6_bind / tcp_v6_connect /
 // ip6_datagram_connect / udpv6_sendmsg: at least SIN6_LEN_RFC2133 (24)
 // bytes of AF_INET6, IPv4-mapped or "::"; UDP also takes AF_INET for
-// connect and sendto. `nonv4` is the errno for an IPv6 address xstack
-// cannot reach (EADDRNOTAVAIL for bind, ENETUNREACH for a destination).
+// connect and sendto. Any other IPv6 address is one xstack cannot reach:
+// EADDRNOTAVAIL for bind, ENETUNREACH for a destination, as on a host with
+// no IPv6 address or route.
 enum class AddrUse : uint8_t { Bind, Connect, SendTo };
 constexpr socklen_t kSin6LenRfc2133 = 24;
 
