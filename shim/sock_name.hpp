@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "socketapi/v4_mapped.hpp"
+
 namespace xs::shim {
 
 struct SockName {
@@ -25,12 +27,9 @@ struct SockName {
   uint16_t port() const { return ntohs(sa.sin6_port); }
   // The IPv4 address in host order: an AF_INET6 name's mapped address (0 for "::").
   uint32_t v4() const {
+    if (family() == AF_INET6) return native::v4_in_mapped(sa.sin6_addr);
     uint32_t a;
-    if (family() == AF_INET6) {
-      std::memcpy(&a, sa.sin6_addr.s6_addr + 12, sizeof a);
-    } else {
-      std::memcpy(&a, &reinterpret_cast<const sockaddr_in*>(&sa)->sin_addr.s_addr, sizeof a);
-    }
+    std::memcpy(&a, &reinterpret_cast<const sockaddr_in*>(&sa)->sin_addr.s_addr, sizeof a);
     return ntohl(a);
   }
   uint64_t key() const { return (uint64_t{v4()} << 16) | port(); }
@@ -38,19 +37,15 @@ struct SockName {
   // The name `family` gives IPv4 address `v4`:`port` ("::" for 0 in AF_INET6).
   static SockName of(sa_family_t family, uint32_t v4, uint16_t port) {
     SockName n;
-    const uint32_t a = htonl(v4);
     if (family == AF_INET6) {
       n.sa.sin6_family = AF_INET6;
       n.sa.sin6_port = htons(port);
-      if (v4 != 0) {
-        n.sa.sin6_addr.s6_addr[10] = n.sa.sin6_addr.s6_addr[11] = 0xff;
-        std::memcpy(n.sa.sin6_addr.s6_addr + 12, &a, sizeof a);
-      }
+      if (v4 != 0) n.sa.sin6_addr = native::v4_mapped(v4);
     } else {
       auto* sin = reinterpret_cast<sockaddr_in*>(&n.sa);
       sin->sin_family = AF_INET;
       sin->sin_port = htons(port);
-      sin->sin_addr.s_addr = a;
+      sin->sin_addr.s_addr = htonl(v4);
     }
     return n;
   }

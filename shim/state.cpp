@@ -19,6 +19,7 @@
 #include "shim/fork_share.hpp"
 #include "shim/real.hpp"
 #include "socketapi/private_fd.hpp"
+#include "socketapi/v4_mapped.hpp"
 
 namespace xs::shim {
 
@@ -200,7 +201,7 @@ Named named_v4(int fd, const sockaddr* addr, socklen_t len, bool bind, sockaddr_
   out->sin_port = s6.sin6_port;
   if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) return Named::Any6;
   if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) return Named::V6;
-  std::memcpy(&out->sin_addr.s_addr, s6.sin6_addr.s6_addr + 12, 4);
+  out->sin_addr.s_addr = htonl(native::v4_in_mapped(s6.sin6_addr));
   return Named::V4;
 }
 

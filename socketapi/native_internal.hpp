@@ -28,6 +28,7 @@
 #include "socketapi/kernel_host.hpp"
 #include "socketapi/native_cmsg.hpp"
 #include "socketapi/private_fd.hpp"
+#include "socketapi/v4_mapped.hpp"
 #include "socketapi/xdp_packet_device.hpp"
 #include "socketapi/xstack.h"
 #include "stack/wire/ipv4.hpp"
@@ -157,21 +158,13 @@ inline sockaddr_in sockaddr_of(Endpoint ep) {
   return sin;
 }
 
-// RFC 4291 section 2.5.5.2: ::ffff:a.b.c.d is IPv4 address a.b.c.d.
-inline bool is_v4_mapped(const in6_addr& a) {
-  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return std::memcmp(a.s6_addr, kPrefix, sizeof kPrefix) == 0;
-}
-
 // An AF_INET6 address's IPv4 meaning: "::" is 0.0.0.0, ::ffff:a.b.c.d is
 // a.b.c.d; nullopt for any other IPv6 address (none is xstack's).
 inline std::optional<Endpoint> v4_of(const sockaddr_in6& s6) {
   const uint16_t port = ntohs(s6.sin6_port);
   if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr)) return Endpoint{Ipv4Addr::any(), port};
-  if (!is_v4_mapped(s6.sin6_addr)) return std::nullopt;
-  uint32_t v4;
-  std::memcpy(&v4, s6.sin6_addr.s6_addr + 12, sizeof v4);
-  return Endpoint{Ipv4Addr{ntohl(v4)}, port};
+  if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) return std::nullopt;
+  return Endpoint{Ipv4Addr{v4_in_mapped(s6.sin6_addr)}, port};
 }
 
 // An AF_INET6 socket's name for `ep`: IPv4-mapped, or "::" for the wildcard
@@ -180,11 +173,7 @@ inline sockaddr_in6 sockaddr6_of(Endpoint ep, bool mapped_any = false) {
   sockaddr_in6 s6{};
   s6.sin6_family = AF_INET6;
   s6.sin6_port = htons(ep.port);
-  if (ep.addr.v != 0 || mapped_any) {
-    s6.sin6_addr.s6_addr[10] = s6.sin6_addr.s6_addr[11] = 0xff;
-    const uint32_t v4 = htonl(ep.addr.v);
-    std::memcpy(s6.sin6_addr.s6_addr + 12, &v4, sizeof v4);
-  }
+  if (ep.addr.v != 0 || mapped_any) s6.sin6_addr = v4_mapped(ep.addr.v);
   return s6;
 }
 

@@ -593,7 +593,7 @@ int Runtime::bind(int fd, const sockaddr* addr, socklen_t len) {
   if (o->inet6 && a.ep.addr.v == 0) {
     sockaddr_in6 s6{};
     std::memcpy(&s6, addr, std::min<size_t>(len, sizeof s6));
-    o->bound_mapped_any = is_v4_mapped(s6.sin6_addr);
+    o->bound_mapped_any = IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr);
   }
   return 0;
 }

@@ -314,11 +314,15 @@ void TcpLayerImpl::on_segment(Instant now, const Ipv4Packet& ip, const TcpRepr& 
   const FourTuple t{{ip.hdr.dst, seg.dst_port}, {ip.hdr.src, seg.src_port}};
   if (TcpSocket* s = find_connection(t)) {
     // RFC 6191: a SYN may reopen a connection in TIME_WAIT when its timestamp
-    // (or, without timestamps, its sequence number) shows it is a new incarnation.
+    // or its sequence number shows it is a new incarnation. As Linux
+    // (tcp_timewait_state_process): either suffices unless PAWS rejects the
+    // timestamp, so a SYN in the same millisecond with a higher ISN reopens too.
     if (s->state_ == TcpState::TimeWait && seg.has(tcpflag::kSyn) && !seg.has(tcpflag::kAck) &&
         !seg.has(tcpflag::kRst)) {
-      bool newer = s->ts_ok_ && seg.opts.ts ? static_cast<int32_t>(seg.opts.ts->val - s->ts_recent_) > 0
-                                            : seg.seq > s->rcv_nxt_;
+      const bool both_ts = s->ts_ok_ && seg.opts.ts.has_value();
+      const int32_t ts_ahead = both_ts ? static_cast<int32_t>(seg.opts.ts->val - s->ts_recent_) : 0;
+      const bool paws_reject = ts_ahead < 0;  // RFC 7323 5.3 R1, as check_paws
+      bool newer = !paws_reject && (seg.seq > s->rcv_nxt_ || ts_ahead > 0);
       TcpSocket* l = find_listener(ip.hdr.dst, seg.dst_port, t);
       if (newer && l) {
         Seq isn = s->snd_nxt_ + 65535 + 2;  // Linux tcp_timewait_state_process

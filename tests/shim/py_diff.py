@@ -3043,9 +3043,7 @@ def inet6_dual_stack_listener():
     ls.bind(("::", port))
     ls.listen(4)
     r.append(A6(ls.getsockname()))
-    c = conn(f"CONNECT {port} hello")
-    r.append(readline(c))
-    a, addr = ls.accept()
+    a, addr, c = accept_from_peer(ls, "hello")
     r += [A6(addr), A6(a.getsockname()), A6(a.getpeername()), gso(a, socket.SOL_SOCKET, socket.SO_DOMAIN),
           E(a.recv, 64)]
     a.sendall(b"back")

@@ -346,6 +346,29 @@ TEST(TcpTimeWait, OldTimestampSynDoesNotReopen) {
   EXPECT_FALSE(p.h.listen_sock->accept(at_ms(2001)).has_value());
 }
 
+// A SYN in the same timestamp tick as the old connection's last segment (a
+// fast reconnect) reopens TIME_WAIT by its higher sequence number, as Linux
+// does; before, it met an ACK, the peer's RST and a 1 s SYN retransmission.
+TEST(TcpTimeWait, SameTimestampHigherSeqSynReopens) {
+  TimeWaitConn p(TcpHarness::default_config(), syn_with_all_options(1000));
+  Seg syn = syn_with_all_options(1050);  // equal to TS.Recent (the FIN's)
+  syn.seq = kRemoteIss + 100000;
+  p.h.recv(at_ms(2000), syn);
+  check(p.h.expect_one(), {.flags = kS | kA, .seq = p.L(1) + 65537, .ack = syn.seq + 1});
+  EXPECT_EQ(p.h.counters.tcp_time_wait_recycled, 1u);
+}
+
+// The same timestamp with a sequence number not beyond the old connection's
+// is neither new by timestamp nor by sequence: the old connection answers.
+TEST(TcpTimeWait, SameTimestampLowerSeqSynDoesNotReopen) {
+  TimeWaitConn p(TcpHarness::default_config(), syn_with_all_options(1000));
+  Seg syn = syn_with_all_options(1050);
+  syn.seq = kRemoteIss - 100000;
+  p.h.recv(at_ms(2000), syn);
+  check(p.h.expect_one(), {.flags = kA, .seq = p.L(1), .ack = p.R(1)});
+  EXPECT_EQ(p.h.counters.tcp_time_wait_recycled, 0u);
+}
+
 // Without timestamps, RFC 6191 falls back to the sequence number (RFC 1122 4.2.2.13).
 TEST(TcpTimeWait, HigherSeqSynReopensWithoutTimestamps) {
   TimeWaitConn p;
