@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,6 +16,8 @@
 #include <cstring>
 
 #include "socketapi/log.hpp"
+#include "socketapi/private_fd.hpp"
+#include "socketapi/stats_reader.hpp"
 #include "stack/tcp/tcp_socket.hpp"
 
 namespace xs {
@@ -191,13 +194,16 @@ std::unique_ptr<StatsPublisher> StatsPublisher::create(const StatsConfig& cfg, c
            std::strerror(errno));
     return nullptr;
   }
+  // Held shared for the process's life: remove_stale_segments() takes a
+  // segment only when nothing holds it (see stats_reader.hpp).
+  (void)flock(fd, LOCK_SH);
   void* m = MAP_FAILED;
   if (ftruncate(fd, static_cast<off_t>(p->len_)) == 0) {
     m = mmap(nullptr, p->len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
   int err = errno;
-  close(fd);
   if (m == MAP_FAILED) {
+    close(fd);
     shm_unlink(path.c_str());
     XS_LOG(Warn, "stats segment %s: %s", path.c_str(), std::strerror(err));
     return nullptr;
@@ -210,10 +216,15 @@ std::unique_ptr<StatsPublisher> StatsPublisher::create(const StatsConfig& cfg, c
   h->prefix_len = addr.prefix_len;
   std::atomic_ref<uint64_t>(h->magic).store(stats::kMagic, std::memory_order_release);  // complete now
   p->hdr_ = h;
+  p->lock_fd_ = move_fd_high(fd);
+  // Segments of processes killed or crashed earlier would stay in /dev/shm
+  // until reboot: every new process sweeps them.
+  if (size_t n = stats::remove_stale_segments()) XS_LOG(Debug, "removed %zu stale stats segment(s)", n);
   return p;
 }
 
 StatsPublisher::~StatsPublisher() {
+  if (lock_fd_ >= 0) close(lock_fd_);
   if (!hdr_) return;
   // A forked child that inherited the engine must not remove its parent's segment.
   bool ours = hdr_->pid == static_cast<uint32_t>(getpid());

@@ -58,6 +58,7 @@ class StatsPublisher {
   stats::Header* hdr_ = nullptr;
   size_t len_ = 0;
   uint32_t attached_gen_ = 0;
+  int lock_fd_ = -1;  // the segment, open with a shared flock (stale-segment sweeping)
 };
 
 // "xstack-<pid>" / "xstack-<pid>-cap" naming shared with the tools.

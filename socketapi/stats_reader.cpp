@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +34,23 @@ std::vector<SegmentInfo> list_segments() {
     return a.pid != b.pid ? a.pid < b.pid : a.name < b.name;
   });
   return out;
+}
+
+size_t remove_stale_segments() {
+  size_t removed = 0;
+  for (const SegmentInfo& s : list_segments()) {
+    if (!s.stale) continue;
+    const std::string path = "/" + s.name;
+    int fd = shm_open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      shm_unlink(path.c_str());
+      shm_unlink((path + "-cap").c_str());
+      ++removed;
+    }
+    close(fd);
+  }
+  return removed;
 }
 
 Mapping& Mapping::operator=(Mapping&& o) noexcept {

@@ -3,9 +3,13 @@
 // engine pair publishing its sockets and counters into /dev/shm.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -62,6 +66,43 @@ TEST(StatsSegment, ReaderNeverSeesATornSnapshot) {
   writer.join();
   EXPECT_GT(checked, 0);
   EXPECT_EQ(s.h->seq.load() % 2, 0u);
+}
+
+bool shm_exists(const std::string& name) {
+  int fd = shm_open(("/" + name).c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+int make_shm(const std::string& name) {
+  int fd = shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    EXPECT_EQ(ftruncate(fd, 4096), 0);
+  }
+  return fd;
+}
+
+// Segments of processes killed without unlinking are swept, with their
+// capture segments; one whose lock is still held (a live process in another
+// pid namespace) stays. Pids above pid_max (4194304 at most) never exist.
+TEST(StatsSegment, StaleSegmentsOfDeadProcessesAreRemoved) {
+  const std::string dead = "xstack-4194401", dead_cap = dead + "-cap", held = "xstack-4194402";
+  int a = make_shm(dead), b = make_shm(dead_cap), c = make_shm(held);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_GE(c, 0);
+  close(a);
+  close(b);
+  ASSERT_EQ(flock(c, LOCK_SH), 0);
+  EXPECT_GE(remove_stale_segments(), 1u);
+  EXPECT_FALSE(shm_exists(dead));
+  EXPECT_FALSE(shm_exists(dead_cap));
+  EXPECT_TRUE(shm_exists(held)) << "a segment whose lock is held was removed";
+  close(c);
+  EXPECT_GE(remove_stale_segments(), 1u);  // nothing holds it now
+  EXPECT_FALSE(shm_exists(held));
+  shm_unlink(("/" + held).c_str());
 }
 
 TEST(StatsSegment, RejectsBadMagicVersionAndSizes) {
