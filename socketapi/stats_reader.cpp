@@ -36,20 +36,23 @@ std::vector<SegmentInfo> list_segments() {
   return out;
 }
 
+bool remove_if_stale(const SegmentInfo& s) {
+  if (!s.stale) return false;
+  const std::string path = "/" + s.name;
+  int fd = shm_open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool unheld = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (unheld) {
+    shm_unlink(path.c_str());
+    shm_unlink((path + "-cap").c_str());
+  }
+  close(fd);
+  return unheld;
+}
+
 size_t remove_stale_segments() {
   size_t removed = 0;
-  for (const SegmentInfo& s : list_segments()) {
-    if (!s.stale) continue;
-    const std::string path = "/" + s.name;
-    int fd = shm_open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) continue;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      shm_unlink(path.c_str());
-      shm_unlink((path + "-cap").c_str());
-      ++removed;
-    }
-    close(fd);
-  }
+  for (const SegmentInfo& s : list_segments()) removed += remove_if_stale(s) ? 1 : 0;
   return removed;
 }
 

@@ -21,11 +21,12 @@ struct SegmentInfo {
 std::vector<SegmentInfo> list_segments();
 // True if process `pid` exists.
 bool process_alive(uint32_t pid);
-// Removes the segments (and capture segments) that processes killed or
-// crashed without unlinking left in /dev/shm. A segment goes only when its
-// pid is gone here and nothing holds its lock: a publisher holds one for its
-// life, so a live process in another pid namespace keeps its segment.
-// Returns how many were removed.
+// Removes `s` (and its capture segment) if a process killed or crashed
+// without unlinking left it: its pid is gone here and nothing holds its
+// lock. A publisher holds one for its life, so a live process in another
+// pid namespace keeps its segment. True if removed.
+bool remove_if_stale(const SegmentInfo& s);
+// remove_if_stale() over every segment in /dev/shm; how many were removed.
 size_t remove_stale_segments();
 
 // A stats segment mapped read-write (the capture handshake writes to it).

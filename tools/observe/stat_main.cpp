@@ -141,9 +141,12 @@ int report(const Options& o) {
     if (s.stale) {
       if (o.clean) {
         // Left by a process that died without unlinking (SIGKILL, crash).
-        shm_unlink(("/" + s.name).c_str());
-        shm_unlink(("/" + s.name + "-cap").c_str());
-        std::fprintf(stderr, "xstack-stat: removed stale /dev/shm/%s (pid %u is gone)\n", s.name.c_str(), s.pid);
+        if (remove_if_stale(s)) {
+          std::fprintf(stderr, "xstack-stat: removed stale /dev/shm/%s (pid %u is gone)\n", s.name.c_str(), s.pid);
+        } else {
+          std::fprintf(stderr, "xstack-stat: kept /dev/shm/%s (pid %u is gone here, but a process holds it)\n",
+                       s.name.c_str(), s.pid);
+        }
       } else {
         std::fprintf(stderr, "xstack-stat: /dev/shm/%s is stale (pid %u is gone; --clean removes it)\n",
                      s.name.c_str(), s.pid);
