@@ -58,6 +58,7 @@ XS_REAL(int, getsockopt, (int a, int b, int c, void* d, socklen_t* e), (a, b, c,
 XS_REAL(int, setsockopt, (int a, int b, int c, const void* d, socklen_t e), (a, b, c, d, e))
 XS_REAL(int, getsockname, (int a, sockaddr* b, socklen_t* c), (a, b, c))
 XS_REAL(int, getpeername, (int a, sockaddr* b, socklen_t* c), (a, b, c))
+XS_REAL(int, sigaction, (int a, const struct sigaction* b, struct sigaction* c), (a, b, c))
 XS_REAL(int, poll, (pollfd* a, nfds_t b, int c), (a, b, c))
 XS_REAL(int, ppoll, (pollfd* a, nfds_t b, const timespec* c, const sigset_t* d), (a, b, c, d))
 XS_REAL(int, select, (int a, fd_set* b, fd_set* c, fd_set* d, timeval* e), (a, b, c, d, e))
@@ -91,5 +92,20 @@ int ioctl(int fd, unsigned long req, void* arg) {
   static Fn fn = lookup<Fn>("ioctl");
   return fn(fd, req, arg);
 }
+
+// The signal() family: SIG_ERR (not -1) when the C library lacks one.
+#define XS_REAL_SIGNAL(name)                                   \
+  sighandler_t name(int sig, sighandler_t h) {                 \
+    using Fn = sighandler_t (*)(int, sighandler_t);            \
+    static Fn fn = lookup<Fn>(#name);                          \
+    if (fn == nullptr) {                                       \
+      errno = ENOSYS;                                          \
+      return SIG_ERR;                                          \
+    }                                                          \
+    return fn(sig, h);                                         \
+  }
+XS_REAL_SIGNAL(signal)
+XS_REAL_SIGNAL(sysv_signal)
+XS_REAL_SIGNAL(sigset)
 
 }  // namespace xs::shim::real

@@ -58,5 +58,9 @@ ssize_t splice(int, loff_t*, int, loff_t*, size_t, unsigned int);
 int execve(const char*, char* const[], char* const[]);
 int execvpe(const char*, char* const[], char* const[]);
 int fexecve(int, char* const[], char* const[]);
+int sigaction(int, const struct sigaction*, struct sigaction*);
+sighandler_t signal(int, sighandler_t);
+sighandler_t sysv_signal(int, sighandler_t);
+sighandler_t sigset(int, sighandler_t);
 
 }  // namespace xs::shim::real

@@ -23,25 +23,6 @@ namespace {
 // CPU, and xstack-stat is never more than this out of date.
 constexpr Duration kStatsIdleRefresh = seconds(1);
 
-// Interrupt mode: while an application thread keeps polling the rings itself
-// (an event loop under load), the progress thread takes its wait off the
-// device descriptors and only looks this often whether the application went
-// quiet. Frames then wake nobody but the application: on a busy server the
-// progress thread used to be woken for every batch that arrived while the
-// application was running, preempting it (two context switches and a lock
-// hand-over per batch, ~20% of nginx's CPU on one core). It bounds how long
-// frames can wait when the application stops polling without sleeping on
-// the device descriptors (a long computation). The period starts at
-// kRestCheck and doubles, up to kRestCheckMax, while every look finds the
-// application still polling: on this VM a wakeup of the progress thread
-// costs tens of microseconds of the core it shares with the application.
-// It watches again after kRestMisses looks in a row without an application
-// poll: one event loop turn can take longer than a period (nginx closing 32
-// connections takes ~3 ms), and leaving the rest for it costs a burst of
-// wakeups. Frames wait at most kRestCheckMax * kRestMisses.
-constexpr Duration kRestCheck = millis(1);
-constexpr Duration kRestCheckMax = millis(4);
-constexpr int kRestMisses = 2;
 
 // Secrets for ISNs, cookies and port offsets come from the kernel's CSPRNG,
 // mixed into a fast generator.
@@ -212,123 +193,6 @@ void Engine::on_socket_event(void* cookie) {
   if (hook_) hook_(cookie);
 }
 
-namespace {
-
-// The calling thread's wait eventfd (blocking, so that a restartable wait can
-// sleep in read(2) and let the kernel apply SA_RESTART).
-struct ThreadWaitFd {
-  int fd = move_fd_high(eventfd(0, EFD_CLOEXEC));
-  ~ThreadWaitFd() {
-    if (fd >= 0) close(fd);
-  }
-};
-
-int thread_wait_fd() {
-  thread_local ThreadWaitFd w;
-  return w.fd;
-}
-
-}  // namespace
-
-bool Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline) {
-  return wait_locked(lk, pred, deadline, WaitKind::Uninterruptible) == WaitStatus::Ready;
-}
-
-WaitStatus Engine::wait_locked(std::unique_lock<std::mutex>& lk, FunctionRef<bool()> pred, Instant deadline,
-                               WaitKind kind) {
-  bool polled = false;
-  while (!pred()) {
-    Instant now = clock_now();
-    if (now >= deadline) {
-      // A non-blocking call (or a wait that just expired) in spin/busy-poll
-      // mode: one look at the rings before giving up.
-      if (!polled && thread_.joinable() && (polled = poll_before_eagain_locked(now))) continue;
-      return WaitStatus::Timeout;
-    }
-    if (cfg_.poll_mode == PollMode::Interrupt || !thread_.joinable()) {
-      if (!thread_.joinable()) {
-        // No progress thread: the caller drives the loop itself.
-        poll_locked(now);
-        continue;
-      }
-      // Frames that arrived since the caller looked, or work that is due
-      // (timers, frames the stack sent itself), may be what it waits for:
-      // look again before sleeping.
-      if (!polled) {
-        polled = true;
-        poll_inline_locked(now);
-        continue;
-      }
-      int wfd = thread_wait_fd();
-      if (wfd < 0) {
-        // No eventfd (descriptor limit): sleep briefly and look again.
-        lk.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-        lk.lock();
-        continue;
-      }
-      // Registered under the lock: a poll that changes state after pred()
-      // was false writes our eventfd, so no wakeup is lost.
-      waiter_fds_.push_back(wfd);
-      // A resting progress thread watches no device descriptor: it must
-      // again, or nothing would poll for this sleeper.
-      if (resting_) wake();
-      lk.unlock();
-      int rc;
-      int err = 0;
-      uint64_t v;
-      if (deadline == kNever && kind == WaitKind::Restartable) {
-        rc = static_cast<int>(read(wfd, &v, sizeof v));
-      } else {
-        int64_t us = deadline == kNever ? -1 : (deadline - now).us;
-        int ms = us < 0 ? -1 : static_cast<int>(std::min<int64_t>((us + 999) / 1000, 1000000));
-        pollfd p{wfd, POLLIN, 0};
-        do {
-          rc = ::poll(&p, 1, ms);
-        } while (rc < 0 && errno == EINTR && kind == WaitKind::Uninterruptible);
-        if (rc > 0) rc = static_cast<int>(read(wfd, &v, sizeof v));
-      }
-      if (rc < 0) err = errno;
-      lk.lock();
-      waiter_fds_.erase(std::find(waiter_fds_.begin(), waiter_fds_.end(), wfd));
-      if (err == EINTR && kind != WaitKind::Uninterruptible) return pred() ? WaitStatus::Ready : WaitStatus::Interrupted;
-    } else {
-      // Spin / busy-poll: the waiting thread polls the rings itself (lowest
-      // latency), letting other threads of the process in between polls.
-      // Signals do not end this wait (no system call to interrupt).
-      spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
-      app_active_.store(true, std::memory_order_relaxed);
-      bool done = false;
-      Instant last_yield = now;
-      Instant t = now;  // the first poll uses the time just read
-      for (bool first = true; !done; first = false) {
-        if (!first) t = clock_now();
-        poll_locked(t);
-        if (pred()) {
-          done = true;
-          break;
-        }
-        if (t >= deadline) break;
-        // Let other threads of the process in between polls. sched_yield
-        // costs about a microsecond here (a trip through the scheduler even
-        // when nothing else is runnable) and a frame arriving meanwhile waits
-        // for it, so yield only every 200 us.
-        lk.unlock();
-        if (t - last_yield >= micros(200)) {
-          std::this_thread::yield();
-          last_yield = t;
-        } else {
-          __builtin_ia32_pause();
-        }
-        lk.lock();
-      }
-      spinning_waiters_.fetch_sub(1, std::memory_order_relaxed);
-      return done ? WaitStatus::Ready : WaitStatus::Timeout;
-    }
-  }
-  return WaitStatus::Ready;
-}
-
 void Engine::wake() {
   if (eventfd_ >= 0) {
     uint64_t one = 1;
@@ -352,7 +216,8 @@ void Engine::start() {
     eventfd_ = move_fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;  // see requeue_device_waits
-    for (int fd : dev_->wait_fds()) {
+    dev_wait_fds_ = dev_->wait_fds();
+    for (int fd : dev_wait_fds_) {
       ev.data.fd = fd;
       epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
     }
@@ -411,7 +276,9 @@ bool Engine::rearm_locked() {
   // application that rests it runs due timers and kicks deferred frames at
   // each of its polls: no timer system call (and no wakeup) for a deadline a
   // call moved. Work due at once was done by after_call_locked.
-  if (resting_) return false;
+  // A thread asleep in the device slot runs nothing until a frame wakes it:
+  // the progress thread keeps the timers on time meanwhile.
+  if (resting_ && !device_sleeper_) return false;
   Instant want = stack_->poll_at();
   if (tx_deferred_) want = std::min(want, tx_flush_at_);
   // A call may have changed a queue: the snapshot is published on time.
@@ -433,7 +300,7 @@ void Engine::requeue_device_waits() {
 }
 
 void Engine::watch_devices_locked(bool on) {
-  for (int fd : dev_->wait_fds()) {
+  for (int fd : dev_wait_fds_) {
     if (!on) {
       epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
       continue;
@@ -505,10 +372,12 @@ void Engine::run_interrupt() {
       // were woken by frames it would have taken, or by a timer such as a
       // deferred kick it has made already) -> rest; resting, and no
       // application poll for kRestMisses looks, or a thread now sleeping on
-      // its eventfd -> watch.
+      // its eventfd -> watch. Not while a thread sleeps in the device slot:
+      // it watches the rings itself (and wakes us when it leaves the slot to
+      // others sleeping on their eventfds).
       const bool app_polled = app_active_.exchange(false, std::memory_order_relaxed);
       if (resting_) rest_misses_ = app_polled ? 0 : rest_misses_ + 1;
-      if (resting_ && (rest_misses_ >= kRestMisses || !waiter_fds_.empty())) {
+      if (resting_ && !device_sleeper_ && (rest_misses_ >= kRestMisses || !waiter_fds_.empty())) {
         resting_ = false;
         watch_devices_locked(true);
       } else if (resting_) {
@@ -525,7 +394,9 @@ void Engine::run_interrupt() {
       // period. Timer keys are lazy (a deadline that moved later pops early,
       // STYLE 8): a server closing 12,000 connections a second has one due
       // every ~100 us, each a wakeup if we slept until it.
-      if (resting_ && deadline > now) deadline = now + rest_period_;
+      // With a thread in the device slot, frames wake it: we only keep the
+      // timers on time.
+      if (resting_ && !device_sleeper_ && deadline > now) deadline = now + rest_period_;
       // Publish what changed since the last snapshot, and keep checking a
       // capture reader's heartbeat while one is attached.
       // An idle engine also refreshes the snapshot every kStatsIdleRefresh,
@@ -542,6 +413,7 @@ void Engine::run_interrupt() {
       if (deadline != timer_set_) set_timer_locked(deadline);
     }
     int n = epoll_wait(epfd_, evs, 16, -1);
+    progress_wakeups_.store(progress_wakeups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
       uint64_t v;
       if (evs[i].data.fd == timerfd_ || evs[i].data.fd == eventfd_) {

@@ -11,8 +11,11 @@
 //    time; in Spin/BusyPoll mode it polls continuously.
 //  - A blocked application call (Interrupt mode) sleeps in the kernel on an
 //    eventfd of its own thread, which poll_locked writes after every poll that
-//    changed some socket's state. Sleeping in a system call (not on a
-//    condition variable) is what lets a signal interrupt the wait (EINTR).
+//    changed some socket's state; the only thread asleep also watches the
+//    device's descriptors itself (the device slot, engine_wait.cpp), so that
+//    a frame wakes it directly rather than through the progress thread.
+//    Sleeping in a system call (not on a condition variable) is what lets a
+//    signal interrupt the wait (EINTR).
 #pragma once
 #include <atomic>
 #include <functional>
@@ -41,6 +44,20 @@ enum class WaitStatus : uint8_t { Ready, Timeout, Interrupted };
 // not end the wait (Linux restarts a socket call with no timeout; one with
 // SO_RCVTIMEO/SO_SNDTIMEO, and poll/epoll_wait, always return EINTR).
 enum class WaitKind : uint8_t { Restartable, Interruptible, Uninterruptible };
+
+// What a caught signal does to a blocking socket call with no timeout: the
+// same for every signal with a handler (Always: all have SA_RESTART; Never:
+// none has), or Unknown (mixed, or nobody can tell). Such a wait sleeps
+// where the kernel applies SA_RESTART itself (read(2) on its eventfd) unless
+// the answer is known; then it may sleep in ppoll on the device too and
+// restart or fail after EINTR by that answer.
+enum class SignalRestart : uint8_t { Unknown, Always, Never };
+using SignalRestartProbe = SignalRestart (*)();
+// The shim, which sees every sigaction(), installs one; a program using the
+// native API has none (Unknown).
+void set_signal_restart_probe(SignalRestartProbe probe);
+// What the handlers installed now say (one sigaction() query per signal).
+SignalRestart scan_signal_restart();
 
 struct EngineConfig {
   Ipv4Cidr addr;
@@ -142,10 +159,35 @@ class Engine final : public SocketObserver {
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
   uint64_t progress_rests() const { return rests_.load(std::memory_order_relaxed); }
+  // Interrupt mode: times the progress thread woke, and times a thread asleep
+  // in wait_locked was woken by the device itself / slept in the device slot.
+  uint64_t progress_wakeups() const { return progress_wakeups_.load(std::memory_order_relaxed); }
+  uint64_t slot_wakeups() const { return slot_wakeups_.load(std::memory_order_relaxed); }
+  uint64_t slot_sleeps() const { return slot_sleeps_.load(std::memory_order_relaxed); }
   // The stats segment's name ("xstack-<pid>[.<n>]"), empty when not published.
   std::string stats_name() const { return stats_ ? stats_->name() : std::string(); }
 
  private:
+  // Interrupt mode: while an application thread keeps polling the rings itself
+  // (an event loop under load), the progress thread takes its wait off the
+  // device descriptors and only looks this often whether the application went
+  // quiet. Frames then wake nobody but the application: on a busy server the
+  // progress thread used to be woken for every batch that arrived while the
+  // application was running, preempting it (two context switches and a lock
+  // hand-over per batch, ~20% of nginx's CPU on one core). It bounds how long
+  // frames can wait when the application stops polling without sleeping on
+  // the device descriptors (a long computation). The period starts at
+  // kRestCheck and doubles, up to kRestCheckMax, while every look finds the
+  // application still polling: on this VM a wakeup of the progress thread
+  // costs tens of microseconds of the core it shares with the application.
+  // It watches again after kRestMisses looks in a row without an application
+  // poll: one event loop turn can take longer than a period (nginx closing 32
+  // connections takes ~3 ms), and leaving the rest for it costs a burst of
+  // wakeups. Frames wait at most kRestCheckMax * kRestMisses.
+  static constexpr Duration kRestCheck = millis(1);
+  static constexpr Duration kRestCheckMax = millis(4);
+  static constexpr int kRestMisses = 2;
+
   void run();
   void run_interrupt();
   void run_spin();
@@ -165,6 +207,15 @@ class Engine final : public SocketObserver {
   std::unique_ptr<Stack> stack_;
   std::mutex mu_;
   std::vector<int> waiter_fds_;  // eventfds of threads sleeping in wait_locked
+  // Interrupt mode, the device slot (engine_wait.cpp): a thread asleep in
+  // wait_locked, alone, watches the device's descriptors itself, and the
+  // progress thread rests from them meanwhile but keeps the timers on time.
+  bool device_sleeper_ = false;
+  std::vector<int> dev_wait_fds_;  // dev_->wait_fds(), read once at start()
+  bool take_device_slot_locked(WaitKind kind, Instant deadline, SignalRestart* restart);
+  void release_device_slot_locked(Instant now);
+  WaitStatus sleep_locked(std::unique_lock<std::mutex>& lk, int wfd, Instant now, Instant deadline, WaitKind kind,
+                          bool* device_woke);
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> polls_{0};
@@ -186,6 +237,9 @@ class Engine final : public SocketObserver {
   Duration rest_period_{};  // how long it sleeps before the next look
   int rest_misses_ = 0;     // looks in a row that found no application poll
   std::atomic<uint64_t> rests_{0};  // times it went to rest
+  std::atomic<uint64_t> progress_wakeups_{0};
+  std::atomic<uint64_t> slot_wakeups_{0};
+  std::atomic<uint64_t> slot_sleeps_{0};
   void watch_devices_locked(bool on);
   void notify_waiters_locked();  // after a poll that changed readiness (events_)
   Instant armed_ = kNever;  // the progress thread's timer deadline

@@ -1,0 +1,191 @@
+// The device slot (socketapi/engine_wait.cpp): a thread asleep alone in a
+// blocking call watches the device itself, so a frame wakes it directly,
+// and a signal still ends or restarts the call as on Linux.
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/support/native_pair.hpp"
+
+namespace xs::testing_native {
+namespace {
+
+SignalRestart g_test_answer = SignalRestart::Unknown;
+SignalRestart test_probe() { return g_test_answer; }
+
+// Installs `answer` as the engine's signal probe for the test's life.
+struct ProbeSays {
+  explicit ProbeSays(SignalRestart answer) {
+    g_test_answer = answer;
+    set_signal_restart_probe(test_probe);
+  }
+  ~ProbeSays() { set_signal_restart_probe(nullptr); }
+};
+
+void on_signal(int) {}
+
+struct Handler {
+  Handler(int sig, bool restart) : sig_(sig) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, &old_);
+  }
+  ~Handler() { sigaction(sig_, &old_, nullptr); }
+  int sig_;
+  struct sigaction old_ {};
+};
+
+// One byte each way, `rounds` times, both sides in blocking calls.
+void ping_pong(NativePair& p, int c, int s, int rounds) {
+  std::thread echo([&] {
+    char b;
+    for (int i = 0; i < rounds; ++i) {
+      ASSERT_EQ(p.a->recv(c, &b, 1, 0), 1) << strerror(errno);
+      ASSERT_EQ(p.a->send(c, &b, 1, 0), 1) << strerror(errno);
+    }
+  });
+  char b = 'x';
+  for (int i = 0; i < rounds; ++i) {
+    ASSERT_EQ(p.b->send(s, &b, 1, 0), 1) << strerror(errno);
+    ASSERT_EQ(p.b->recv(s, &b, 1, 0), 1) << strerror(errno);
+  }
+  echo.join();
+}
+
+TEST(EngineDeviceSlot, BlockingRecvIsWokenByTheFrameNotByTheProgressThread) {
+  ProbeSays ps(SignalRestart::Never);
+  NativePair p;
+  auto [c, s] = p.connected(7501);
+  const uint64_t sleeps0 = p.ea->slot_sleeps(), woke0 = p.ea->slot_wakeups();
+  const uint64_t progress0 = p.ea->progress_wakeups();
+  constexpr int kRounds = 400;
+  ping_pong(p, c, s, kRounds);
+  const uint64_t woke = p.ea->slot_wakeups() - woke0;
+  const uint64_t progress = p.ea->progress_wakeups() - progress0;
+  EXPECT_GE(p.ea->slot_sleeps() - sleeps0, uint64_t{kRounds / 2});
+  // Nearly every request woke the blocked recv itself ...
+  EXPECT_GE(woke, uint64_t{kRounds / 2});
+  // ... and the progress thread no more than for its timers and looks.
+  EXPECT_LT(progress, uint64_t{kRounds / 4}) << "slot wakeups " << woke;
+}
+
+TEST(EngineDeviceSlot, WithoutAProbeABlockingRecvSleepsOnItsEventfd) {
+  // A program using the native API: nobody watches sigaction(), so a call
+  // that SA_RESTART may restart keeps the kernel's own restart (read(2)).
+  set_signal_restart_probe(nullptr);
+  NativePair p;
+  auto [c, s] = p.connected(7502);
+  const uint64_t sleeps0 = p.ea->slot_sleeps();
+  ping_pong(p, c, s, 50);
+  EXPECT_EQ(p.ea->slot_sleeps() - sleeps0, 0u);
+}
+
+TEST(EngineDeviceSlot, SignalWithoutSaRestartEndsTheRecvWithEintr) {
+  ProbeSays ps(SignalRestart::Never);
+  Handler h(SIGUSR1, false);
+  NativePair p;
+  auto [c, s] = p.connected(7503);
+  const uint64_t sleeps0 = p.ea->slot_sleeps();
+  pthread_t self = pthread_self();
+  std::thread t([self] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pthread_kill(self, SIGUSR1);
+  });
+  char buf[4];
+  errno = 0;
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EINTR);
+  t.join();
+  EXPECT_GE(p.ea->slot_sleeps() - sleeps0, 1u);
+  (void)s;
+}
+
+TEST(EngineDeviceSlot, SignalWithSaRestartRestartsTheRecv) {
+  ProbeSays ps(SignalRestart::Always);
+  Handler h(SIGUSR1, true);
+  NativePair p;
+  auto [c, s] = p.connected(7504);
+  const uint64_t sleeps0 = p.ea->slot_sleeps();
+  pthread_t self = pthread_self();
+  Runtime* b = p.b.get();
+  int srv = s;
+  std::thread t([self, b, srv] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pthread_kill(self, SIGUSR1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    b->send(srv, "hi", 2, 0);
+  });
+  char buf[4];
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), 2) << strerror(errno);
+  t.join();
+  EXPECT_GE(p.ea->slot_sleeps() - sleeps0, 1u);
+}
+
+TEST(EngineDeviceSlot, ATimeoutOrAnEpollWaitEndsWithEintrEvenWithSaRestart) {
+  ProbeSays ps(SignalRestart::Always);
+  Handler h(SIGUSR1, true);
+  NativePair p;
+  auto [c, s] = p.connected(7505);
+  timeval tv{5, 0};
+  ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  const uint64_t sleeps0 = p.ea->slot_sleeps();
+  pthread_t self = pthread_self();
+  auto kick = [self] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pthread_kill(self, SIGUSR1);
+  };
+  std::thread t(kick);
+  char buf[4];
+  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EINTR);
+  t.join();
+  int ep = p.a->epoll_create1(0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
+  std::thread t2(kick);
+  EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 5000), -1);
+  EXPECT_EQ(errno, EINTR);
+  t2.join();
+  EXPECT_GE(p.ea->slot_sleeps() - sleeps0, 2u);
+  (void)s;
+}
+
+TEST(EngineDeviceSlot, ScanSeesMixedHandlersAsUnknown) {
+  Handler h1(SIGUSR1, true);
+  Handler h2(SIGUSR2, false);
+  EXPECT_EQ(scan_signal_restart(), SignalRestart::Unknown);
+}
+
+TEST(EngineDeviceSlot, ASecondSleeperIsWokenThroughTheSlotHolder) {
+  // Two threads blocked on two connections: one holds the slot, the other
+  // sleeps on its eventfd; data for either reaches its reader.
+  ProbeSays ps(SignalRestart::Never);
+  NativePair p;
+  auto [c1, s1] = p.connected(7506);
+  auto [c2, s2] = p.connected(7507);
+  std::atomic<int> got{0};
+  auto reader = [&](int c) {
+    char b[4];
+    for (int i = 0; i < 20; ++i) {
+      if (p.a->recv(c, b, 1, 0) == 1) got.fetch_add(1);
+    }
+  };
+  std::thread r1(reader, c1), r2(reader, c2);
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(p.b->send(i % 2 ? s1 : s2, "a", 1, 0), 1);
+    ASSERT_EQ(p.b->send(i % 2 ? s2 : s1, "b", 1, 0), 1);
+  }
+  r1.join();
+  r2.join();
+  EXPECT_EQ(got.load(), 40);
+}
+
+}  // namespace
+}  // namespace xs::testing_native
