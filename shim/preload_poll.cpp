@@ -52,6 +52,24 @@ int remaining_ms(int64_t deadline_ns) {
 
 bool spinning(Runtime* r) { return r->mode() != xs::PollMode::Interrupt; }
 
+// A wait that spins (spin/busy-poll mode, not a zero timeout) tells the
+// engine, whose progress thread would otherwise look every millisecond and
+// preempt it (Engine::spinner_enter).
+class SpinGuard {
+ public:
+  SpinGuard(Runtime* r, bool on) : e_(on ? &r->engine() : nullptr) {
+    if (e_) e_->spinner_enter();
+  }
+  ~SpinGuard() {
+    if (e_) e_->spinner_leave();
+  }
+  SpinGuard(const SpinGuard&) = delete;
+  SpinGuard& operator=(const SpinGuard&) = delete;
+
+ private:
+  xs::Engine* e_;
+};
+
 // Epoll fds nested in each kernel epoll fd (by epoll_ctl). A nested epoll's
 // readiness, to the kernel, is its companion's eventfd, which stays written
 // after its events were consumed by reading the sockets; refreshing it
@@ -141,6 +159,7 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   bool spin = spinning(r);
   SignalHold hold(timeout_ns != 0 && !spin, mask);
+  SpinGuard spinner(r, spin && timeout_ns != 0);
   mask = hold.sleep_mask();
   for (;;) {
     int n;
@@ -271,6 +290,7 @@ int poll_impl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* mask) {
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
   int result = 0;
   SignalHold hold(timeout_ns != 0 && !spin, mask);
+  SpinGuard spinner(r, spin && timeout_ns != 0);
   mask = hold.sleep_mask();
   for (;;) {
     int nx;

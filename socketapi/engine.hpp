@@ -152,6 +152,14 @@ class Engine final : public SocketObserver {
   // Interrupt mode: one poll of the rings and timers from the calling
   // (application) thread; returns the frames processed.
   size_t poll_inline_locked(Instant now);
+  // Spin/busy-poll: an application thread polling in a loop of its own (the
+  // shim's epoll/poll/select) counts as a spinning waiter meanwhile, so the
+  // progress thread keeps off its core (run_spin). No lock needed.
+  void spinner_enter() {
+    spinning_waiters_.fetch_add(1, std::memory_order_relaxed);
+    app_active_.store(true, std::memory_order_relaxed);
+  }
+  void spinner_leave() { spinning_waiters_.fetch_sub(1, std::memory_order_relaxed); }
   // Sends frames deferred by tx_defer now (before a thread blocks outside
   // the engine, e.g. in the shim's kernel epoll_wait).
   void flush_deferred_locked();
@@ -187,6 +195,10 @@ class Engine final : public SocketObserver {
   static constexpr Duration kRestCheck = millis(1);
   static constexpr Duration kRestCheckMax = millis(4);
   static constexpr int kRestMisses = 2;
+  // Spin/busy-poll: how often the progress thread looks while an application
+  // thread spins in wait_locked (run_spin). A frame waits at most about this
+  // long after the application stops calling in.
+  static constexpr Duration kSpinnerCheck = millis(20);
 
   void run();
   void run_interrupt();
