@@ -340,6 +340,7 @@ void Engine::run() {
 
 void Engine::run_spin() {
   while (!stop_.load(std::memory_order_relaxed)) {
+    progress_wakeups_.store(progress_wakeups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // While an application thread is polling (waiting, or between two calls
     // of a request/response loop) it runs the rings and the timers itself;
     // competing for the lock and the core would only delay it. Each wakeup of

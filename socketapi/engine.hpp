@@ -167,7 +167,7 @@ class Engine final : public SocketObserver {
   const EngineConfig& config() const { return cfg_; }
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
   uint64_t progress_rests() const { return rests_.load(std::memory_order_relaxed); }
-  // Interrupt mode: times the progress thread woke, and times a thread asleep
+  // Times the progress thread woke (spin modes: looked), and times a thread asleep
   // in wait_locked was woken by the device itself / slept in the device slot.
   uint64_t progress_wakeups() const { return progress_wakeups_.load(std::memory_order_relaxed); }
   uint64_t slot_wakeups() const { return slot_wakeups_.load(std::memory_order_relaxed); }

@@ -189,3 +189,49 @@ TEST(EngineDeviceSlot, ASecondSleeperIsWokenThroughTheSlotHolder) {
 
 }  // namespace
 }  // namespace xs::testing_native
+
+namespace xs::testing_native {
+namespace {
+
+TEST(EngineSpinMode, TheProgressThreadKeepsAwayWhileAThreadSpinsInAWait) {
+  // Each look of the progress thread preempts a spinning application on a
+  // shared core: it must look rarely while one spins (Engine::kSpinnerCheck).
+  auto [da, db] = make_memory_device_pair(MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}});
+  EngineConfig ca;
+  ca.addr = {kA, 24};
+  ca.poll_mode = PollMode::Spin;
+  EngineConfig cb = ca;
+  cb.addr = {kB, 24};
+  Engine ea(ca, std::move(da)), eb(cb, std::move(db));
+  ea.start();
+  eb.start();
+  {
+    Runtime a(ea), b(eb);
+    int l = b.socket(AF_INET, SOCK_STREAM, 0);
+    auto sb = sin_of(Ipv4Addr::any(), 7601);
+    ASSERT_EQ(b.bind(l, sa(sb), sizeof sb), 0);
+    ASSERT_EQ(b.listen(l, 4), 0);
+    int c = a.socket(AF_INET, SOCK_STREAM, 0);
+    auto sk = sin_of(kB, 7601);
+    ASSERT_EQ(a.connect(c, sa(sk), sizeof sk), 0) << strerror(errno);
+    int s = b.accept(l, nullptr, nullptr);
+    ASSERT_GE(s, 0);
+    std::thread late([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      b.send(s, "z", 1, 0);
+    });
+    const uint64_t looks0 = ea.progress_wakeups();
+    char ch;
+    EXPECT_EQ(a.recv(c, &ch, 1, 0), 1);  // spins ~300 ms
+    const uint64_t looks = ea.progress_wakeups() - looks0;
+    late.join();
+    // 1 ms steps gave ~300; 20 ms steps ~15.
+    EXPECT_LT(looks, 60u);
+    EXPECT_GT(looks, 0u);  // it still looks now and then
+  }
+  ea.stop();
+  eb.stop();
+}
+
+}  // namespace
+}  // namespace xs::testing_native
