@@ -49,7 +49,24 @@ int thread_wait_fd() {
 // One pollfd for the eventfd, the others for the device's RX queues.
 constexpr size_t kMaxSlotFds = 16;
 
-std::atomic<SignalRestartProbe> g_restart_probe{nullptr};
+// Without a probe (a program using the native API: nobody watches its
+// sigaction() calls) the handlers are scanned at most every
+// kScanValidity. A change within that window is still seen at the next
+// EINTR (sleep_locked scans again); only mixed handlers changed in it can be
+// misjudged.
+constexpr Duration kScanValidity = millis(50);
+
+SignalRestart timed_scan() {
+  static std::atomic<uint64_t> last{0};  // (scan time in us << 2) | answer; 0: none yet
+  const Instant now = Engine::clock_now();
+  const uint64_t l = last.load(std::memory_order_acquire);
+  if (l != 0 && now.us - static_cast<int64_t>(l >> 2) < kScanValidity.us) return static_cast<SignalRestart>(l & 3);
+  const SignalRestart r = scan_signal_restart();
+  last.store((static_cast<uint64_t>(now.us) << 2) | static_cast<uint64_t>(r), std::memory_order_release);
+  return r;
+}
+
+std::atomic<SignalRestartProbe> g_restart_probe{timed_scan};
 
 // ppoll without the shim's interposition (the engine runs inside the shim
 // too), as a cancellation point like the C library's.
@@ -63,7 +80,7 @@ int raw_ppoll(pollfd* fds, nfds_t n, const timespec* ts) {
 
 }  // namespace
 
-void set_signal_restart_probe(SignalRestartProbe probe) { g_restart_probe.store(probe); }
+void set_signal_restart_probe(SignalRestartProbe probe) { g_restart_probe.store(probe ? probe : timed_scan); }
 
 SignalRestart scan_signal_restart() {
   bool any_restart = false, any_not = false;
@@ -244,8 +261,7 @@ bool Engine::take_device_slot_locked(WaitKind kind, Instant deadline, SignalRest
     return false;
   }
   if (kind == WaitKind::Restartable && deadline == kNever) {
-    SignalRestartProbe probe = g_restart_probe.load(std::memory_order_relaxed);
-    *restart = probe != nullptr ? probe() : SignalRestart::Unknown;
+    *restart = g_restart_probe.load(std::memory_order_relaxed)();
     if (*restart == SignalRestart::Unknown) return false;
   }
   device_sleeper_ = true;
