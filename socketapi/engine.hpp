@@ -223,6 +223,7 @@ class Engine final : public SocketObserver {
   // wait_locked, alone, watches the device's descriptors itself, and the
   // progress thread rests from them meanwhile but keeps the timers on time.
   bool device_sleeper_ = false;
+  std::atomic<bool> slot_broken_{false};  // a device descriptor reported an error
   std::vector<int> dev_wait_fds_;  // dev_->wait_fds(), read once at start()
   bool take_device_slot_locked(WaitKind kind, Instant deadline, SignalRestart* restart);
   void release_device_slot_locked(Instant now);

@@ -248,7 +248,12 @@ WaitStatus Engine::sleep_locked(std::unique_lock<std::mutex>& lk, int wfd, Insta
       ssize_t r = read(wfd, &v, sizeof v);
       (void)r;
     }
-    for (nfds_t i = 1; i < n; ++i) *device_woke |= fds[i].revents != 0;
+    for (nfds_t i = 1; i < n; ++i) {
+      *device_woke |= (fds[i].revents & POLLIN) != 0;
+      // A device descriptor in error would end every sleep at once: sleep
+      // on the eventfd alone from now on (the progress thread watches).
+      if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) slot_broken_.store(true, std::memory_order_relaxed);
+    }
     if (*device_woke) slot_wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
   return WaitStatus::Ready;
@@ -257,6 +262,7 @@ WaitStatus Engine::sleep_locked(std::unique_lock<std::mutex>& lk, int wfd, Insta
 bool Engine::take_device_slot_locked(WaitKind kind, Instant deadline, SignalRestart* restart) {
   // Only a thread asleep alone: with several, one frame would wake them all.
   if (device_sleeper_ || waiter_fds_.size() != 1 || dev_wait_fds_.empty() ||
+      slot_broken_.load(std::memory_order_relaxed) ||
       dev_wait_fds_.size() >= kMaxSlotFds || epfd_ < 0) {
     return false;
   }
