@@ -54,7 +54,7 @@ enum class WaitKind : uint8_t { Restartable, Interruptible, Uninterruptible };
 enum class SignalRestart : uint8_t { Unknown, Always, Never };
 using SignalRestartProbe = SignalRestart (*)();
 // The shim, which sees every sigaction(), installs one; without (nullptr:
-// a program using the native API) the handlers are scanned every 50 ms.
+// a program using the native API) the answer is Unknown.
 void set_signal_restart_probe(SignalRestartProbe probe);
 // What the handlers installed now say (one sigaction() query per signal).
 SignalRestart scan_signal_restart();

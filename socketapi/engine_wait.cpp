@@ -50,23 +50,14 @@ int thread_wait_fd() {
 constexpr size_t kMaxSlotFds = 16;
 
 // Without a probe (a program using the native API: nobody watches its
-// sigaction() calls) the handlers are scanned at most every
-// kScanValidity. A change within that window is still seen at the next
-// EINTR (sleep_locked scans again); only mixed handlers changed in it can be
-// misjudged.
-constexpr Duration kScanValidity = millis(50);
+// sigaction() calls) the answer is Unknown. A scan cached for some time is
+// not enough: `signal(SIGALRM, h); alarm(1); recv(...)` installs a handler
+// just before the call, and the scan again at the EINTR cannot tell mixed
+// handlers apart (the unit test NativeSignals.BlockingRecvRestartsAfter-
+// SaRestartHandler under ASan, whose own handlers lack SA_RESTART).
+SignalRestart unknown() { return SignalRestart::Unknown; }
 
-SignalRestart timed_scan() {
-  static std::atomic<uint64_t> last{0};  // (scan time in us << 2) | answer; 0: none yet
-  const Instant now = Engine::clock_now();
-  const uint64_t l = last.load(std::memory_order_acquire);
-  if (l != 0 && now.us - static_cast<int64_t>(l >> 2) < kScanValidity.us) return static_cast<SignalRestart>(l & 3);
-  const SignalRestart r = scan_signal_restart();
-  last.store((static_cast<uint64_t>(now.us) << 2) | static_cast<uint64_t>(r), std::memory_order_release);
-  return r;
-}
-
-std::atomic<SignalRestartProbe> g_restart_probe{timed_scan};
+std::atomic<SignalRestartProbe> g_restart_probe{unknown};
 
 // ppoll without the shim's interposition (the engine runs inside the shim
 // too), as a cancellation point like the C library's.
@@ -80,7 +71,7 @@ int raw_ppoll(pollfd* fds, nfds_t n, const timespec* ts) {
 
 }  // namespace
 
-void set_signal_restart_probe(SignalRestartProbe probe) { g_restart_probe.store(probe ? probe : timed_scan); }
+void set_signal_restart_probe(SignalRestartProbe probe) { g_restart_probe.store(probe ? probe : unknown); }
 
 SignalRestart scan_signal_restart() {
   bool any_restart = false, any_not = false;
