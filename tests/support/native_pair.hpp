@@ -28,17 +28,6 @@ inline sockaddr_in sin_of(Ipv4Addr a, uint16_t port) {
 }
 inline const sockaddr* sa(const sockaddr_in& s) { return reinterpret_cast<const sockaddr*>(&s); }
 
-// For its life, blocking calls with no timeout sleep on their eventfds only
-// (no device slot, socketapi/engine_wait.cpp), as the setup of tests of the
-// progress thread's own rest and timers needs: a slot taken by a blocking
-// connect()/accept() leaves the progress thread resting for a few ms after.
-struct NoDeviceSlot {
-  NoDeviceSlot() {
-    set_signal_restart_probe([] { return SignalRestart::Unknown; });
-  }
-  ~NoDeviceSlot() { set_signal_restart_probe(nullptr); }
-};
-
 struct NativePair {
   NativePair() {
     auto [da, db] = make_memory_device_pair(MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}});

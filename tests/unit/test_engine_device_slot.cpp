@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/support/native_pair.hpp"
+#include "tests/support/signal_scope.hpp"
 
 namespace xs::testing_native {
 namespace {
@@ -25,20 +26,8 @@ struct ProbeSays {
   ~ProbeSays() { set_signal_restart_probe(nullptr); }
 };
 
-void on_signal(int) {}
-
-struct Handler {
-  Handler(int sig, bool restart) : sig_(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, &old_);
-  }
-  ~Handler() { sigaction(sig_, &old_, nullptr); }
-  int sig_;
-  struct sigaction old_ {};
-};
+using testing_signals::HandlerScope;
+using testing_signals::signal_later;
 
 // One byte each way, `rounds` times, both sides in blocking calls.
 void ping_pong(NativePair& p, int c, int s, int rounds) {
@@ -78,8 +67,8 @@ TEST(EngineDeviceSlot, MixedHandlersKeepABlockingRecvOnItsEventfd) {
   // SA_RESTART on one handler and not on another: only the kernel knows which
   // signal came, so a call it may restart sleeps in read(2) (no slot).
   set_signal_restart_probe(scan_signal_restart);  // exact, as the shim's
-  Handler h1(SIGUSR1, true);
-  Handler h2(SIGUSR2, false);
+  HandlerScope h1(SIGUSR1, true);
+  HandlerScope h2(SIGUSR2, false);
   NativePair p;
   auto [c, s] = p.connected(7502);
   const uint64_t sleeps0 = p.ea->slot_sleeps();
@@ -101,15 +90,11 @@ TEST(EngineDeviceSlot, WithoutAProbeABlockingRecvSleepsOnItsEventfd) {
 
 TEST(EngineDeviceSlot, SignalWithoutSaRestartEndsTheRecvWithEintr) {
   ProbeSays ps(SignalRestart::Never);
-  Handler h(SIGUSR1, false);
+  HandlerScope h(SIGUSR1, false);
   NativePair p;
   auto [c, s] = p.connected(7503);
   const uint64_t sleeps0 = p.ea->slot_sleeps();
-  pthread_t self = pthread_self();
-  std::thread t([self] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(self, SIGUSR1);
-  });
+  std::thread t = signal_later(pthread_self(), 50);
   char buf[4];
   errno = 0;
   EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
@@ -121,19 +106,13 @@ TEST(EngineDeviceSlot, SignalWithoutSaRestartEndsTheRecvWithEintr) {
 
 TEST(EngineDeviceSlot, SignalWithSaRestartRestartsTheRecv) {
   ProbeSays ps(SignalRestart::Always);
-  Handler h(SIGUSR1, true);
+  HandlerScope h(SIGUSR1, true);
   NativePair p;
   auto [c, s] = p.connected(7504);
   const uint64_t sleeps0 = p.ea->slot_sleeps();
-  pthread_t self = pthread_self();
   Runtime* b = p.b.get();
   int srv = s;
-  std::thread t([self, b, srv] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(self, SIGUSR1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    b->send(srv, "hi", 2, 0);
-  });
+  std::thread t = signal_later(pthread_self(), 50, [b, srv] { b->send(srv, "hi", 2, 0); });
   char buf[4];
   EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), 2) << strerror(errno);
   t.join();
@@ -142,18 +121,13 @@ TEST(EngineDeviceSlot, SignalWithSaRestartRestartsTheRecv) {
 
 TEST(EngineDeviceSlot, ATimeoutOrAnEpollWaitEndsWithEintrEvenWithSaRestart) {
   ProbeSays ps(SignalRestart::Always);
-  Handler h(SIGUSR1, true);
+  HandlerScope h(SIGUSR1, true);
   NativePair p;
   auto [c, s] = p.connected(7505);
   timeval tv{5, 0};
   ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
   const uint64_t sleeps0 = p.ea->slot_sleeps();
-  pthread_t self = pthread_self();
-  auto kick = [self] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(self, SIGUSR1);
-  };
-  std::thread t(kick);
+  std::thread t = signal_later(pthread_self(), 50);
   char buf[4];
   EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
   EXPECT_EQ(errno, EINTR);
@@ -162,7 +136,7 @@ TEST(EngineDeviceSlot, ATimeoutOrAnEpollWaitEndsWithEintrEvenWithSaRestart) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
-  std::thread t2(kick);
+  std::thread t2 = signal_later(pthread_self(), 50);
   EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 5000), -1);
   EXPECT_EQ(errno, EINTR);
   t2.join();
@@ -171,8 +145,8 @@ TEST(EngineDeviceSlot, ATimeoutOrAnEpollWaitEndsWithEintrEvenWithSaRestart) {
 }
 
 TEST(EngineDeviceSlot, ScanSeesMixedHandlersAsUnknown) {
-  Handler h1(SIGUSR1, true);
-  Handler h2(SIGUSR2, false);
+  HandlerScope h1(SIGUSR1, true);
+  HandlerScope h2(SIGUSR2, false);
   EXPECT_EQ(scan_signal_restart(), SignalRestart::Unknown);
 }
 

@@ -53,7 +53,6 @@ struct RestingPair {
     EXPECT_EQ(p.a->epoll_set_wake(ep), 0);
     poll_until_rest(p, c, s, ep, std::chrono::milliseconds(5000));
   }
-  NoDeviceSlot no_slot;  // declared first: in force for the connect
   NativePair p;
   int c = -1, s = -1, ep = -1;
 };

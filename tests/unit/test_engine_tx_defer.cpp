@@ -25,7 +25,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDefer = std::chrono::milliseconds(100);  // below the 200 ms minimum RTO
 
 struct DeferPair {
-  NoDeviceSlot no_slot;  // the progress thread watches (not rests) at the start
   DeferPair() {
     auto [da, db] = make_memory_device_pair(MacAddr{{2, 0, 0, 0, 0, 1}}, MacAddr{{2, 0, 0, 0, 0, 2}});
     EngineConfig ca;

@@ -28,6 +28,7 @@
 #include "socketapi/native_runtime.hpp"
 #include "socketapi/xstack.hpp"
 #include "tests/support/native_pair.hpp"
+#include "tests/support/signal_scope.hpp"
 
 namespace xs {
 namespace {
@@ -1395,37 +1396,13 @@ TEST(NativeEpoll, PollMixesKernelFdsAndEpollFdIsNotAFile) {
 
 // ---- signals and the shim's hooks ----------------------------------------------
 
-void on_usr1(int) {}
-
-// Installs a SIGUSR1 handler with or without SA_RESTART for the test's life.
-struct Usr1Handler {
-  explicit Usr1Handler(bool restart) {
-    struct sigaction sa_new {};
-    sa_new.sa_handler = on_usr1;
-    sa_new.sa_flags = restart ? SA_RESTART : 0;
-    sigemptyset(&sa_new.sa_mask);
-    sigaction(SIGUSR1, &sa_new, &old);
-  }
-  ~Usr1Handler() { sigaction(SIGUSR1, &old, nullptr); }
-  struct sigaction old {};
-};
-
-// Sends SIGUSR1 to `target` after `ms`, then runs `after`.
-std::thread signal_later(pthread_t target, int ms, std::function<void()> after = {}) {
-  return std::thread([=] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    pthread_kill(target, SIGUSR1);
-    if (after) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      after();
-    }
-  });
-}
+using testing_signals::HandlerScope;
+using testing_signals::signal_later;
 
 TEST(NativeSignals, BlockingRecvInterruptedWithoutSaRestartGivesEintr) {
   NativePair p;
   auto [c, s] = p.connected(7401);
-  Usr1Handler h(false);
+  HandlerScope h(SIGUSR1, false);
   std::thread t = signal_later(pthread_self(), 50);
   char buf[8];
   errno = 0;
@@ -1438,7 +1415,7 @@ TEST(NativeSignals, BlockingRecvInterruptedWithoutSaRestartGivesEintr) {
 TEST(NativeSignals, BlockingRecvRestartsAfterSaRestartHandler) {
   NativePair p;
   auto [c, s] = p.connected(7402);
-  Usr1Handler h(true);
+  HandlerScope h(SIGUSR1, true);
   Runtime* b = p.b.get();
   int srv = s;
   std::thread t = signal_later(pthread_self(), 50, [b, srv] { b->send(srv, "hi", 2, 0); });
@@ -1450,7 +1427,7 @@ TEST(NativeSignals, BlockingRecvRestartsAfterSaRestartHandler) {
 TEST(NativeSignals, RecvWithTimeoutAndEpollWaitReturnEintrEvenWithSaRestart) {
   NativePair p;
   auto [c, s] = p.connected(7403);
-  Usr1Handler h(true);
+  HandlerScope h(SIGUSR1, true);
   timeval tv{5, 0};
   ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
   std::thread t = signal_later(pthread_self(), 50);

@@ -24,6 +24,7 @@
 #include "socketapi/xstack.h"
 #include "socketapi/xstack.hpp"
 #include "tests/support/native_pair.hpp"
+#include "tests/support/signal_scope.hpp"
 
 namespace xs {
 namespace {
@@ -275,20 +276,11 @@ TEST(ZeroCopyTcp, NonBlockingTimeoutAndBlockingWakeup) {
   EXPECT_EQ(errno, EBADF);
 }
 
-void on_usr1(int) {}
-
 TEST(ZeroCopyTcp, BlockingLoanAndReservationEndWithEintrOnASignal) {
   ZcPair p;
   auto [c, s] = p.connected(6009, /*rcvbuf=*/4096);
-  struct sigaction sa {}, old {};
-  sa.sa_handler = on_usr1;  // no SA_RESTART
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGUSR1, &sa, &old);
-  pthread_t self = pthread_self();
-  std::thread t([self] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(self, SIGUSR1);
-  });
+  testing_signals::HandlerScope h(SIGUSR1, /*restart=*/false);
+  std::thread t = testing_signals::signal_later(pthread_self(), 50);
   xs_zc_iov v[2];
   errno = 0;
   EXPECT_EQ(p.b->zc_recv(s, v, 2, 0), -1);
@@ -309,15 +301,11 @@ TEST(ZeroCopyTcp, BlockingLoanAndReservationEndWithEintrOnASignal) {
     if (filled == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::thread t2([self] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(self, SIGUSR1);
-  });
+  std::thread t2 = testing_signals::signal_later(pthread_self(), 50);
   errno = 0;
   EXPECT_EQ(p.a->zc_send_reserve(c, 100, v, &n, 0), -1);
   EXPECT_EQ(errno, EINTR);
   t2.join();
-  sigaction(SIGUSR1, &old, nullptr);
 }
 
 TEST(ZeroCopyTcp, EndOfStreamAfterFin) {
