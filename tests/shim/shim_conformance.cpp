@@ -833,58 +833,65 @@ void alarm_note() {
     note(fmt("SIGALRM ran on thread %d, not the main thread %d", (int)g_alarm_tid.load(), (int)gettid()));
 }
 
+// A call made with SIGALRM due in 200 ms (the handler's count reset first):
+// its result, errno and how long it took.
+struct AlarmedCall {
+  long rc;
+  int err;
+  long long ms;
+  std::string str() const { return rcs(rc, err); }
+};
+template <typename Call>
+AlarmedCall during_alarm(Call call) {
+  g_alarms = 0;
+  arm_timer(200);
+  int64_t t0 = now_ms();
+  long rc = call();
+  int e = errno;
+  int64_t el = now_ms() - t0;
+  disarm_timer();
+  return {rc, e, static_cast<long long>(el)};
+}
+
 void case_eintr() {
   Closer cl;
   int s = cl.add(open_data("intr"));
   if (!CHECKF(s >= 0, "open_data: %s", ename(errno))) return;
   char buf[64];
+  auto do_recv = [&] { return static_cast<long>(recv(s, buf, sizeof buf, 0)); };
+  // The peer sends 5 bytes 800 ms from now: a restarted recv gets them.
+  auto check_restarted = [&](const AlarmedCall& c) {
+    CHECKF(c.rc == 5, "recv: %s after %lld ms (expected 5: restarted, then the data sent at 800 ms)",
+           c.str().c_str(), c.ms);
+    CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
+    CHECKF(c.rc != 5 || c.ms >= 700, "data after %lld ms", c.ms);
+    CHECKF(c.rc != 5 || memcmp(buf, pat_str(5).data(), 5) == 0, "data differs from the peer's pattern");
+    alarm_note();
+    if (c.rc > 0 && c.rc < 5) read_exact(s, buf, 5 - c.rc, 2000);
+  };
+  auto check_eintr = [&](const char* what, const AlarmedCall& c) {
+    CHECKF(c.rc == -1 && c.err == EINTR, "%s: %s after %lld ms (expected -1 EINTR)", what, c.str().c_str(), c.ms);
+    CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
+  };
 
   step("recv, handler without SA_RESTART");
   set_alarm_handler(false);
-  g_alarms = 0;
-  arm_timer(200);
-  int64_t t0 = now_ms();
-  ssize_t r = recv(s, buf, sizeof buf, 0);
-  int e = errno;
-  int64_t el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(r == -1 && e == EINTR, "recv: %s after %lld ms (expected -1 EINTR)", rcs(r, e).c_str(), (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
-  CHECKF(el >= 150, "recv returned after %lld ms, before the 200 ms alarm", (long long)el);
+  AlarmedCall c = during_alarm(do_recv);
+  check_eintr("recv", c);
+  CHECKF(c.ms >= 150, "recv returned after %lld ms, before the 200 ms alarm", c.ms);
   alarm_note();
 
   step("recv, handler with SA_RESTART");
   set_alarm_handler(true);
-  g_alarms = 0;
   peer_ok("SENDLATER intr 800 5");
-  arm_timer(200);
-  t0 = now_ms();
-  r = recv(s, buf, sizeof buf, 0);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(r == 5, "recv: %s after %lld ms (expected 5: restarted, then the data sent at 800 ms)", rcs(r, e).c_str(),
-         (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
-  CHECKF(r != 5 || el >= 700, "data after %lld ms", (long long)el);
-  CHECKF(r != 5 || memcmp(buf, pat_str(5).data(), 5) == 0, "data differs from the peer's pattern");
-  alarm_note();
-  if (r > 0 && r < 5) read_exact(s, buf, 5 - r, 2000);
+  check_restarted(during_alarm(do_recv));
 
   // The shim lets a lone sleeper wait in ppoll and applies SA_RESTART itself
   // from what it knows of the handlers: a change must be seen at once, and
   // mixed handlers must still be told apart (the kernel does it then).
   step("recv, the SA_RESTART handler replaced by one without");
   set_alarm_handler(false);
-  g_alarms = 0;
-  arm_timer(200);
-  t0 = now_ms();
-  r = recv(s, buf, sizeof buf, 0);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(r == -1 && e == EINTR, "recv: %s after %lld ms (expected -1 EINTR)", rcs(r, e).c_str(), (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
+  check_eintr("recv", during_alarm(do_recv));
 
   step("recv, mixed handlers: SIGALRM with SA_RESTART, SIGUSR2 without");
   struct sigaction usr2 {}, old_usr2 {};
@@ -892,18 +899,8 @@ void case_eintr() {
   sigemptyset(&usr2.sa_mask);
   sigaction(SIGUSR2, &usr2, &old_usr2);
   set_alarm_handler(true);
-  g_alarms = 0;
   peer_ok("SENDLATER intr 800 5");
-  arm_timer(200);
-  t0 = now_ms();
-  r = recv(s, buf, sizeof buf, 0);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(r == 5, "recv: %s after %lld ms (expected 5: restarted, then the data sent at 800 ms)", rcs(r, e).c_str(),
-         (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
-  if (r > 0 && r < 5) read_exact(s, buf, 5 - r, 2000);
+  check_restarted(during_alarm(do_recv));
   sigaction(SIGUSR2, &old_usr2, nullptr);
 
   step("epoll_wait with SA_RESTART");
@@ -914,28 +911,12 @@ void case_eintr() {
   CHECK(ep_add(ep, s, EPOLLIN, 1) == 0);
   CHECK(ep_add(ep, p[0], EPOLLIN, 2) == 0);
   epoll_event evs[4];
-  g_alarms = 0;
-  arm_timer(200);
-  t0 = now_ms();
-  int n = epoll_wait(ep, evs, 4, 5000);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(n == -1 && e == EINTR, "epoll_wait: %s after %lld ms (expected -1 EINTR)", rcs(n, e).c_str(), (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
+  check_eintr("epoll_wait", during_alarm([&] { return static_cast<long>(epoll_wait(ep, evs, 4, 5000)); }));
   alarm_note();
 
   step("poll with SA_RESTART");
   pollfd pf[2] = {{s, POLLIN, 0}, {p[0], POLLIN, 0}};
-  g_alarms = 0;
-  arm_timer(200);
-  t0 = now_ms();
-  n = poll(pf, 2, 5000);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(n == -1 && e == EINTR, "poll: %s after %lld ms (expected -1 EINTR)", rcs(n, e).c_str(), (long long)el);
-  CHECKF(g_alarms == 1, "handler ran %d times", g_alarms.load());
+  check_eintr("poll", during_alarm([&] { return static_cast<long>(poll(pf, 2, 5000)); }));
 
   step("select with SA_RESTART");
   fd_set rs;
@@ -943,27 +924,15 @@ void case_eintr() {
   FD_SET(s, &rs);
   FD_SET(p[0], &rs);
   timeval tv{5, 0};
-  g_alarms = 0;
-  arm_timer(200);
-  t0 = now_ms();
-  n = select(std::max(s, p[0]) + 1, &rs, nullptr, nullptr, &tv);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(n == -1 && e == EINTR, "select: %s after %lld ms (expected -1 EINTR)", rcs(n, e).c_str(), (long long)el);
+  c = during_alarm([&] { return static_cast<long>(select(std::max(s, p[0]) + 1, &rs, nullptr, nullptr, &tv)); });
+  CHECKF(c.rc == -1 && c.err == EINTR, "select: %s after %lld ms (expected -1 EINTR)", c.str().c_str(), c.ms);
 
   step("recv with SO_RCVTIMEO and SA_RESTART");
   timeval rto{3, 0};
   CHECK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &rto, sizeof rto) == 0);
-  g_alarms = 0;
-  arm_timer(200);
-  t0 = now_ms();
-  r = recv(s, buf, sizeof buf, 0);
-  e = errno;
-  el = now_ms() - t0;
-  disarm_timer();
-  CHECKF(r == -1 && e == EINTR, "recv with a timeout: %s after %lld ms (expected -1 EINTR: not restarted)",
-         rcs(r, e).c_str(), (long long)el);
+  c = during_alarm(do_recv);
+  CHECKF(c.rc == -1 && c.err == EINTR, "recv with a timeout: %s after %lld ms (expected -1 EINTR: not restarted)",
+         c.str().c_str(), c.ms);
 
   signal(SIGALRM, SIG_DFL);
 }
