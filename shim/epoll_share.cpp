@@ -198,7 +198,7 @@ int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mas
   return got < 0 ? -1 : strip(evs, got);
 }
 
-int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask) {
+int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask, bool (*ours)(int epfd)) {
   int64_t deadline = timeout_ns < 0 ? -1 : mono_ns() + timeout_ns;
   for (;;) {
     int got;
@@ -211,7 +211,12 @@ int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const si
     }
     if (got <= 0) return got;
     int k = strip(evs, got);
-    if (k > 0 || timeout_ns == 0) return k;
+    if (k > 0) return k;
+    // Only shim entries: this process's own (a companion made meanwhile),
+    // which stay readable until collected through it, or the stack
+    // process's, which are not ours to collect.
+    if (ours != nullptr && ours(epfd)) return kCompanionMade;
+    if (timeout_ns == 0) return 0;
     if (deadline >= 0) {  // only the parent's entries were ready: wait on for what is left
       timeout_ns = deadline - mono_ns();
       if (timeout_ns <= 0) return 0;

@@ -60,10 +60,14 @@ void exposed(int epfd);
 // half of a wait on epfd, which has a companion: on its private set if it
 // has one (the sleep includes the wakes and epfd itself). plain_wait: a wait
 // on a set without a companion here, which may hold the entries of the
-// process that has the stack (a set shared with it): skipped.
+// process that has the stack (a set shared with it): skipped, unless
+// `ours(epfd)` says that this process has made a companion for epfd since
+// the wait began (another thread added an xstack socket): then it returns
+// kCompanionMade and the caller waits again through the companion.
 int strip(epoll_event* evs, int n);
 int kernel_wait(int epfd, epoll_event* evs, int max, int ms, const sigset_t* mask);
-int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask);
+constexpr int kCompanionMade = -2;
+int plain_wait(int epfd, epoll_event* evs, int max, int64_t timeout_ns, const sigset_t* mask, bool (*ours)(int epfd));
 
 // pthread_atfork handlers (called from state.cpp).
 void prepare();

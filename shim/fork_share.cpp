@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "shim/pump_loop.hpp"
 #include "shim/real.hpp"
 #include "shim/sock_name.hpp"
 
@@ -98,87 +99,8 @@ void unregister_pump(uint32_t id) {
   g_pumps.erase(id);
 }
 
-// Moves bytes both ways between an xstack connection and an AF_UNIX stream
-// until the child is done with it. A FIN from the peer becomes
-// shutdown(SHUT_WR) toward the child; the child's own shutdown reaches the
-// xstack socket by request (kShutdown), because an EOF here may also mean
-// the child merely closed its copy, which must not end a connection that
-// other processes hold (Linux closes a socket with its last descriptor).
-// Owns both descriptors; closing the xstack one drops this reference.
-void pump(int xsfd, int ufd, uint32_t id) {
-  ::fcntl(ufd, F_SETFL, O_NONBLOCK);
-  static constexpr size_t kBuf = 64 * 1024;
-  std::unique_ptr<char[]> a2u(new char[kBuf]), u2a(new char[kBuf]);
-  size_t a2u_len = 0, a2u_off = 0, u2a_len = 0, u2a_off = 0;
-  bool xs_eof = false, u_eof = false, u_shut = false, child_gone = false;
-  while (!child_gone) {
-    if (xs_eof && a2u_len == 0 && !u_shut) {
-      ::shutdown(ufd, SHUT_WR);
-      u_shut = true;
-    }
-    if (xs_eof && u_eof && a2u_len == 0 && u2a_len == 0) break;
-    pollfd p[2] = {{xsfd, 0, 0}, {ufd, 0, 0}};
-    if (!xs_eof && a2u_len == 0) p[0].events |= POLLIN;
-    if (u2a_len > 0) p[0].events |= POLLOUT;
-    if (!u_eof && u2a_len == 0) p[1].events |= POLLIN;
-    if (a2u_len > 0) p[1].events |= POLLOUT;
-    if (u_eof) p[1].events |= POLLHUP;  // only to learn that the child closed
-    for (auto& q : p) {
-      if (q.events == 0) q.fd = -1;  // nothing wanted: do not wake on HUP either
-    }
-    if (::poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !xs_eof && a2u_len == 0) {
-      ssize_t n = ::recv(xsfd, a2u.get(), kBuf, MSG_DONTWAIT);
-      if (n > 0) {
-        a2u_len = static_cast<size_t>(n);
-        a2u_off = 0;
-      } else if (n == 0) {
-        xs_eof = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        xs_eof = true;  // reset or error: the child sees EOF
-        a2u_len = 0;
-      }
-    }
-    if (a2u_len > 0) {
-      ssize_t n = ::send(ufd, a2u.get() + a2u_off, a2u_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        a2u_off += static_cast<size_t>(n);
-        a2u_len -= static_cast<size_t>(n);
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        child_gone = true;  // the child closed its end
-      }
-    }
-    if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !u_eof && u2a_len == 0) {
-      ssize_t n = ::recv(ufd, u2a.get(), kBuf, MSG_DONTWAIT);
-      if (n > 0) {
-        u2a_len = static_cast<size_t>(n);
-        u2a_off = 0;
-      } else if (n == 0) {
-        u_eof = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        child_gone = true;
-      }
-    }
-    if (u_eof && (p[1].revents & POLLHUP) && u2a_len == 0) child_gone = true;
-    if (u2a_len > 0) {
-      ssize_t n = ::send(xsfd, u2a.get() + u2a_off, u2a_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        u2a_off += static_cast<size_t>(n);
-        u2a_len -= static_cast<size_t>(n);
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        u2a_len = 0;  // the connection is gone; the child learns it from the EOF above
-      }
-    }
-  }
-  unregister_pump(id);
-  ::close(ufd);
-  ::close(xsfd);
-}
-
-void start_pump(int xsfd, int ufd, uint32_t id) { xs::start_quiet_thread(pump, xsfd, ufd, id).detach(); }
+// Every proxied connection is served by the one pump loop (pump_loop.hpp).
+void start_pump(int xsfd, int ufd, uint32_t id) { pumploop::add(xsfd, ufd, id, unregister_pump); }
 
 // Connections adopted for an inherited epoll set (epoll_share.hpp): one
 // proxy per connection, passed to every child that asks, so the children's
@@ -618,6 +540,7 @@ void parent() {
 }
 
 void child() {
+  pumploop::forget_after_fork();
   Pending& p = t_pending;
   // A grandchild keeps what it knows of its proxies (addresses, ids) but not
   // its parent's channel, whose replies belong to the parent.

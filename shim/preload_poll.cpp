@@ -154,9 +154,17 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
   refresh_nested(epfd);
   int c = companion_of(epfd);
   Runtime* r = rt();
-  if (c < 0 || r == nullptr) return epshare::plain_wait(epfd, evs, max, timeout_ns, mask);
-  if (max <= 0 || evs == nullptr) return real::epoll_wait(epfd, evs, max, 0);  // the kernel's EINVAL/EFAULT
   int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+  while (c < 0 || r == nullptr) {
+    int got = epshare::plain_wait(epfd, evs, max, timeout_ns, mask, [](int fd) { return companion_of(fd) >= 0; });
+    if (got != epshare::kCompanionMade) return got;
+    // Another thread added an xstack socket while this one slept: its
+    // companion's wake fired. Wait on through the companion.
+    c = companion_of(epfd);
+    r = rt();
+    if (deadline >= 0) timeout_ns = std::max<int64_t>(0, deadline - now_ns());
+  }
+  if (max <= 0 || evs == nullptr) return real::epoll_wait(epfd, evs, max, 0);  // the kernel's EINVAL/EFAULT
   bool spin = spinning(r);
   SignalHold hold(timeout_ns != 0 && !spin, mask);
   SpinGuard spinner(r, spin && timeout_ns != 0);

@@ -107,6 +107,7 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
       ep->regs.emplace(fd, std::move(r));
       t->watchers.push_back({ep.get(), fd});
       enqueue_locked(*ep, fd);
+      wake_if_ready_locked(*ep);
       kick_locked();
       return 0;
     }
@@ -118,6 +119,7 @@ int Runtime::epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
       it->second.seen_gen = t->gen - 1;
       it->second.disabled = false;
       enqueue_locked(*ep, fd);
+      wake_if_ready_locked(*ep);
       kick_locked();
       return 0;
     case EPOLL_CTL_DEL: {

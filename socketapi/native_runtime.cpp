@@ -318,6 +318,19 @@ void Runtime::signal_locked(Obj& o, int depth) {
   }
 }
 
+void Runtime::wake_if_ready_locked(Obj& ep) {
+  if (ep.collecting) return;  // the collecting thread reports it itself
+  const bool wake = ep.wake && !ep.wake_pending;
+  if (!wake && ep.watchers.empty()) return;
+  if (epoll_collect_locked(ep, nullptr, 1, false) == 0) return;
+  if (!ep.watchers.empty()) signal_locked(ep, 1);
+  if (!wake || ep.wake_pending) return;
+  ep.wake_pending = true;
+  uint64_t one = 1;
+  ssize_t r = ::write(ep.fd, &one, sizeof one);
+  (void)r;
+}
+
 int Runtime::epoll_set_wake(int epfd) {
   std::lock_guard<std::mutex> lk(e_.mutex());
   auto o = lookup_locked(epfd);

@@ -217,6 +217,11 @@ class Runtime {
   // After a call that may have made something ready for another thread's
   // blocked call (close, shutdown, epoll_ctl...): wake the engine's waiters.
   void kick_locked();
+  // After EPOLL_CTL_ADD/MOD on `ep`: when that leaves an event to report,
+  // wake a thread asleep on the instance's wake descriptor (the shim's
+  // kernel-side sleep) and the epolls that nest it, as Linux's ep_insert
+  // and ep_modify wake the waiters of a set that gains a ready entry.
+  void wake_if_ready_locked(Obj& ep);
 
   std::unique_ptr<Engine> owned_;
   Engine& e_;

@@ -676,6 +676,34 @@ void case_epoll_threads_nested() {
   w.join();
   CHECKF(orc == 1, "outer wait: %d after %lld ms", orc.load(), (long long)(now_ms() - t0));
   CHECK(read_exact(s, buf, 2, 2000) == 2);
+
+  // Linux's ep_insert wakes the set's waiters when the new entry is ready.
+  // Under the shim the set has only kernel fds when the waiter goes to
+  // sleep, and the socket is the first xstack one added to it.
+  step("a thread asleep on a set of kernel fds; another thread adds a readable socket");
+  int kp[2] = {-1, -1};
+  CHECK(pipe2(kp, O_CLOEXEC) == 0);
+  cl.add(kp[0]);
+  cl.add(kp[1]);
+  int ep3 = cl.add(epoll_create1(EPOLL_CLOEXEC));
+  CHECK(ep_add(ep3, kp[0], EPOLLIN, 1) == 0);
+  peer_ok("SEND ep2 3");
+  pollfd ps{s, POLLIN, 0};
+  CHECK(poll(&ps, 1, 2000) == 1);
+  std::atomic<int> arc{-2};
+  std::atomic<uint64_t> adata{0};
+  std::thread w3([&] {
+    epoll_event e{};
+    arc = epoll_wait(ep3, &e, 1, 3000);
+    adata = e.data.u64;
+  });
+  usleep(150000);  // inside epoll_wait
+  t0 = now_ms();
+  CHECK(ep_add(ep3, s, EPOLLIN, 33) == 0);
+  w3.join();
+  CHECKF(arc == 1 && adata == 33 && now_ms() - t0 < 2000, "waiter: rc %d data %llu after %lld ms", arc.load(),
+         (unsigned long long)adata.load(), (long long)(now_ms() - t0));
+  CHECK(read_exact(s, buf, 3, 2000) == 3);
 }
 
 // ---------------------------------------------------------------- case 3

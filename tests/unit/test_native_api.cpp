@@ -1494,6 +1494,45 @@ TEST(NativeShimHooks, EpollWakeStaysWrittenForWhatTheCollectLeaves) {
   (void)s2;
 }
 
+// A thread asleep on the wake descriptor (the shim's kernel-side sleep) while
+// another thread adds a socket that is already readable must be woken, as
+// Linux's ep_insert wakes the set's waiters; likewise a set nesting it. A
+// socket that is not ready wakes nobody.
+TEST(NativeShimHooks, EpollAddOfAReadySocketWritesTheWake) {
+  NativePair p;
+  auto [c1, s1] = p.connected(7407);
+  auto [c2, s2] = p.connected(7408);
+  ASSERT_EQ(p.b->send(s1, "x", 1, 0), 1);
+  char buf[4];
+  for (int i = 0; i < 2000 && p.a->recv(c1, buf, 1, MSG_PEEK | MSG_DONTWAIT) != 1; ++i) ::poll(nullptr, 0, 1);
+  int ep = p.a->epoll_create1(0);
+  int outer = p.a->epoll_create1(0);
+  ASSERT_EQ(p.a->epoll_set_wake(ep), 0);
+  ASSERT_EQ(p.a->epoll_set_wake(outer), 0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(p.a->epoll_ctl(outer, EPOLL_CTL_ADD, ep, &ev), 0);
+  p.a->wait_begin(outer);
+  p.a->wait_begin(ep);
+  pollfd pf[2] = {{ep, POLLIN, 0}, {outer, POLLIN, 0}};
+  ASSERT_EQ(::poll(pf, 2, 0), 0);
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c2, &ev), 0);  // nothing to read on c2
+  EXPECT_EQ(::poll(pf, 2, 0), 0);
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c1, &ev), 0);
+  EXPECT_EQ(::poll(pf, 2, 0), 2);
+  EXPECT_TRUE(pf[0].revents & POLLIN);
+  EXPECT_TRUE(pf[1].revents & POLLIN);
+  // EPOLL_CTL_MOD that asks for an event the socket has does the same.
+  p.a->wait_begin(ep);
+  p.a->wait_begin(outer);
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_DEL, c1, nullptr), 0);
+  ev.events = EPOLLOUT;
+  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_MOD, c2, &ev), 0);
+  EXPECT_GE(::poll(pf, 1, 0), 1);
+  (void)s1;
+  (void)s2;
+}
+
 TEST(NativeShimHooks, DupAliasKeepsTheConnectionUntilTheLastNameCloses) {
   NativePair p;
   auto [c, s] = p.connected(7405);
