@@ -186,6 +186,13 @@ uint64_t endpoint_key(int fd) {
 // connection into the AF_UNIX listener the children accept on.
 void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
   for (;;) {
+    // Sleep in poll, which wakes for this listener's events only; a thread
+    // blocked in accept4 is woken by every event of the stack (one per
+    // frame of every connection) and made nginx's workers spend most of a
+    // core here.
+    pollfd pf{lfd, POLLIN, 0};
+    if (::poll(&pf, 1, -1) < 0 && errno != EINTR) break;
+    if (pf.revents & POLLNVAL) break;
     SockName peer;
     socklen_t pl = sizeof peer.sa;
     int c = ::accept4(lfd, peer.get(), &pl, SOCK_CLOEXEC);

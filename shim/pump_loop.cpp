@@ -1,6 +1,7 @@
 #include "shim/pump_loop.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "shim/real.hpp"
 #include "shim/state.hpp"
 #include "socketapi/quiet_thread.hpp"
 
@@ -109,27 +111,40 @@ bool step(Conn& c, uint32_t xs_rev, uint32_t u_rev) {
       c.child_gone = true;  // the child closed its end
     }
   }
-  if ((u_rev & kAnyIn) && !c.u_eof && c.u2a_len == 0) {
+  // Child to connection: what is pending first, then read on while each
+  // read goes out whole. A child that writes its answer and closes (nginx
+  // with `Connection: close`) is thus seen closing in the same round, and
+  // the FIN leaves with the data: sent a round later, it reached the peer
+  // after the peer had closed first, leaving the peer's ports in TIME_WAIT.
+  bool u_try = (u_rev & kAnyIn) != 0;
+  for (int round = 0; round < 16 && !c.child_gone; ++round) {
+    if (c.u2a_len > 0) {
+      ssize_t n = ::send(c.xsfd, c.u2a.get() + c.u2a_off, c.u2a_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        c.u2a_off += static_cast<size_t>(n);
+        c.u2a_len -= static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        c.u2a_len = 0;  // the connection is gone; the child learns it from the EOF above
+      }
+      if (c.u2a_len > 0) break;  // the connection's send buffer is full: wait for EPOLLOUT
+    }
+    if (!u_try || c.u_eof) break;
     ssize_t n = ::recv(c.ufd, c.u2a.get(), kBuf, MSG_DONTWAIT);
     if (n > 0) {
       c.u2a_len = static_cast<size_t>(n);
       c.u2a_off = 0;
     } else if (n == 0) {
       c.u_eof = true;
-    } else if (errno != EAGAIN && errno != EINTR) {
-      c.child_gone = true;
+      // End of stream: shutdown(SHUT_WR) by the child, or its close
+      // (EPOLLHUP, both directions shut), which ends this proxy.
+      pollfd pf{c.ufd, 0, 0};
+      if (real::poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP)) u_rev |= EPOLLHUP;
+    } else {
+      if (errno != EAGAIN && errno != EINTR) c.child_gone = true;
+      break;
     }
   }
   if (c.u_eof && (u_rev & EPOLLHUP) && c.u2a_len == 0) c.child_gone = true;
-  if (c.u2a_len > 0) {
-    ssize_t n = ::send(c.xsfd, c.u2a.get() + c.u2a_off, c.u2a_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      c.u2a_off += static_cast<size_t>(n);
-      c.u2a_len -= static_cast<size_t>(n);
-    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      c.u2a_len = 0;  // the connection is gone; the child learns it from the EOF above
-    }
-  }
   if (c.xs_eof && c.a2u_len == 0 && !c.u_shut) {
     ::shutdown(c.ufd, SHUT_WR);
     c.u_shut = true;
