@@ -17,6 +17,7 @@ PACKAGES=(
   nginx-light redis-server redis-tools memcached
   iperf3 sockperf wrk netcat-openbsd
   lighttpd apache2-utils dnsmasq-base dnsutils socat ncat haproxy  # tests/apps/test_more.sh
+  apache2 wget openssl perl busybox rsync mosquitto mosquitto-clients openssh-server openssh-client  # tests/apps/test_extra.sh
   gnuplot-nox                                    # benchmark plots (tools/bench/xstack-bench)
 )
 

@@ -7,10 +7,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -87,6 +89,35 @@ struct ProxyListener {
 std::mutex g_listeners_mu;
 std::map<uint64_t, ProxyListener> g_listeners;  // local endpoint -> AF_UNIX listener
 
+// The shim's own references to xstack sockets in the process with the stack
+// (the aliases held for each child, the pumps' and the proxy listeners'
+// descriptors, the connections accepted for a proxy listener). A fork
+// hands the child the program's sockets only: were these handed too, each
+// child's references would include the references held for the children
+// alive at its fork, and a fork-per-connection server with a few
+// connections at once (busybox httpd) would double them fork after fork
+// until the descriptor limit (EMFILE).
+std::atomic<uint8_t> g_internal[kMaxFd];
+std::atomic<int> g_internal_top{0};  // above every number ever marked: the child's scan stops there
+
+void own_mark(int fd) {
+  if (fd < 0 || fd >= kMaxFd) return;
+  g_internal[fd].store(1, std::memory_order_release);
+  int top = g_internal_top.load(std::memory_order_relaxed);
+  while (top <= fd && !g_internal_top.compare_exchange_weak(top, fd + 1, std::memory_order_relaxed)) {
+  }
+}
+bool is_own(int fd) { return fd >= 0 && fd < kMaxFd && g_internal[fd].load(std::memory_order_acquire) != 0; }
+int own_dup(int fd) {
+  int a = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  own_mark(a);
+  return a;
+}
+void own_close(int fd) {
+  if (fd >= 0 && fd < kMaxFd) g_internal[fd].store(0, std::memory_order_release);  // before the number is free again
+  ::close(fd);
+}
+
 uint32_t register_pump(int xsfd) {
   std::lock_guard<std::mutex> lk(g_pumps_mu);
   uint32_t id = g_next_id++;
@@ -94,9 +125,13 @@ uint32_t register_pump(int xsfd) {
   return id;
 }
 
+// Also called by the pump loop just before it closes the pump's descriptor.
 void unregister_pump(uint32_t id) {
   std::lock_guard<std::mutex> lk(g_pumps_mu);
-  g_pumps.erase(id);
+  auto it = g_pumps.find(id);
+  if (it == g_pumps.end()) return;
+  if (it->second >= 0 && it->second < kMaxFd) g_internal[it->second].store(0, std::memory_order_release);
+  g_pumps.erase(it);
 }
 
 // Every proxied connection is served by the one pump loop (pump_loop.hpp).
@@ -172,7 +207,7 @@ void dgram_pump(int xsfd, int ufd, uint32_t id) {
   }
   unregister_pump(id);
   real::close(ufd);
-  ::close(xsfd);
+  own_close(xsfd);
 }
 
 uint64_t endpoint_key(int fd) {
@@ -200,10 +235,11 @@ void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
       break;  // the listener is gone (process exit)
     }
+    own_mark(c);
     int u = real::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (u < 0 || real::connect(u, reinterpret_cast<sockaddr*>(&addr), alen) < 0) {
       if (u >= 0) real::close(u);
-      ::close(c);
+      own_close(c);
       continue;
     }
     ConnHeader h;
@@ -214,12 +250,12 @@ void listener_pump(int lfd, sockaddr_un addr, socklen_t alen) {
     if (real::send(u, &h, sizeof h, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof h)) {
       unregister_pump(h.id);
       real::close(u);
-      ::close(c);
+      own_close(c);
       continue;
     }
     start_pump(c, u, h.id);
   }
-  ::close(lfd);
+  own_close(lfd);
 }
 
 // The AF_UNIX listener standing for xstack listener `a` (made, with its
@@ -241,7 +277,7 @@ int proxy_listener_for(int a) {
     real::close(pl.ufd);
     return -1;
   }
-  int lfd = ::fcntl(a, F_DUPFD_CLOEXEC, 3);  // the pump's own reference
+  int lfd = own_dup(a);  // the pump's own reference
   if (lfd < 0) {
     real::close(pl.ufd);
     return -1;
@@ -290,7 +326,7 @@ void serve(int chan, std::map<int, int> held) {
     switch (q.op) {
       case kRelease:
         if (q.id == 0 && target >= 0) {
-          ::close(target);
+          own_close(target);
           held.erase(q.fd);
         }
         if (auto it = shared.find(q.fd); q.id == 0 && it != shared.end()) {
@@ -316,7 +352,7 @@ void serve(int chan, std::map<int, int> held) {
             r.err = errno;
             break;
           }
-          int mine = ::fcntl(target, F_DUPFD_CLOEXEC, 3);
+          int mine = own_dup(target);
           if (mine < 0) {
             r.err = errno;
             real::close(sv[0]);
@@ -371,7 +407,7 @@ void serve(int chan, std::map<int, int> held) {
           r.err = errno;
           break;
         }
-        int mine = ::fcntl(target, F_DUPFD_CLOEXEC, 3);
+        int mine = own_dup(target);
         if (mine < 0) {
           r.err = errno;
           real::close(sv[0]);
@@ -410,7 +446,7 @@ void serve(int chan, std::map<int, int> held) {
         }
         std::map<int, int> copies;
         for (auto& [cfd, a] : held) {
-          int d = ::fcntl(a, F_DUPFD_CLOEXEC, 3);
+          int d = own_dup(a);
           if (d >= 0) copies[cfd] = d;
         }
         xs::start_quiet_thread(serve, sv[0], std::move(copies)).detach();
@@ -433,11 +469,29 @@ void serve(int chan, std::map<int, int> held) {
         r.rc = ::fcntl(target, q.level, static_cast<long>(q.name));
         r.err = r.rc < 0 ? errno : 0;
         break;
-      case kShutdown:
+      case kShutdown: {
         if (target < 0) break;
+        int type = 0;
+        socklen_t l = sizeof type;
+        ::getsockopt(target, SOL_SOCKET, SO_TYPE, &type, &l);
+        if (q.id != 0 && type == SOCK_STREAM && (q.level == SHUT_WR || q.level == SHUT_RDWR)) {
+          // A pumped connection: the child wrote its data into the stream
+          // before asking, and shuts its end after the answer; the pump
+          // loop sends the FIN once it has moved all of it (an immediate
+          // shutdown here overtook a response written just before a
+          // lingering close: apache, busybox httpd answered nothing).
+          SockName peer;
+          socklen_t pl = sizeof peer.sa;
+          r.rc = ::getpeername(target, peer.get(), &pl);  // ENOTCONN as shutdown would say
+          if (r.rc == 0 && q.level == SHUT_RDWR) r.rc = ::shutdown(target, SHUT_RD);
+          if (r.rc == 0 && !pumploop::shutdown_after_child(q.id)) r.rc = ::shutdown(target, SHUT_WR);
+          r.err = r.rc < 0 ? errno : 0;
+          break;
+        }
         r.rc = ::shutdown(target, q.level);
         r.err = r.rc < 0 ? errno : 0;
         break;
+      }
       case kSetOpt:
         if (target < 0) break;
         r.rc = ::setsockopt(target, q.level, q.name, q.val, std::min<socklen_t>(q.len, kOptMax));
@@ -447,7 +501,7 @@ void serve(int chan, std::map<int, int> held) {
     }
     reply(chan, r, -1);
   }
-  for (auto& [fd, a] : held) ::close(a);
+  for (auto& [fd, a] : held) own_close(a);
   for (auto& [fd, key] : shared) shared_put(key);
   real::close(chan);
 }
@@ -530,10 +584,10 @@ void prepare() {
   p.active = true;
   std::vector<int> socks;  // listed first: each alias made below is an xstack socket too
   for (int fd = 0; fd < kMaxFd; ++fd) {
-    if (kind(fd) == FdKind::XsSocket) socks.push_back(fd);
+    if (kind(fd) == FdKind::XsSocket && !is_own(fd)) socks.push_back(fd);
   }
   for (int fd : socks) {
-    int a = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);  // an alias the parent holds for the child
+    int a = own_dup(fd);  // an alias the parent holds for the child
     if (a >= 0) p.held[fd] = a;
   }
 }
@@ -557,7 +611,20 @@ void child() {
   if (p.chan_parent >= 0) real::close(p.chan_parent);
   for (auto& [fd, a] : p.held) {
     set_kind(a, FdKind::Kernel);
+    g_internal[a].store(0, std::memory_order_relaxed);
     real::close(a);  // the parent's references, not ours
+  }
+  // The parent's other own references (pumps, proxy listeners, the aliases
+  // held for its other children) are no socket of this process either.
+  if (rt() != nullptr) {
+    const int top = g_internal_top.load(std::memory_order_relaxed);
+    for (int fd = 0; fd < top; ++fd) {
+      if (g_internal[fd].load(std::memory_order_relaxed) == 0) continue;
+      g_internal[fd].store(0, std::memory_order_relaxed);
+      if (kind(fd) != FdKind::XsSocket) continue;
+      set_kind(fd, FdKind::Kernel);
+      real::close(fd);
+    }
   }
   g_chan = p.chan_child;
   p = Pending{};
@@ -600,6 +667,11 @@ FdKind adopt(int fd, bool shared) {
   set_kind(fd, nk);
   log(LogLevel::Debug, "fd %d: inherited xstack socket now served by the parent", fd);
   return nk;
+}
+
+int channel_fd() {
+  std::lock_guard<std::mutex> lk(g_chan_mu);
+  return g_chan;
 }
 
 void release(int fd) {

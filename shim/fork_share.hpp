@@ -35,6 +35,10 @@ FdKind adopt(int fd, bool shared = false);
 // In a child: closing an orphan gives the parent's reference back.
 void release(int fd);
 
+// This process's channel to the process with the stack (-1: none): the
+// shim's own descriptor, which close_range/closefrom must spare.
+int channel_fd();
+
 // On a proxy (in a child): the calls the kernel cannot answer for the xstack
 // socket behind it. -1/errno like the real call.
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags);

@@ -199,6 +199,15 @@ int epoll_wait_impl(int epfd, epoll_event* evs, int max, int64_t timeout_ns, con
 struct ThreadCompanion {
   int fd = -1;
   Runtime* owner = nullptr;
+  // Closed with its thread: a program whose threads come and go would
+  // otherwise keep one eventfd per thread that ever polled an xstack socket.
+  ~ThreadCompanion() {
+    if (fd < 0 || owner == nullptr || rt() != owner || kind(fd) != FdKind::Companion) return;
+    Inside in;
+    set_kind(fd, FdKind::Kernel);
+    owner->close(fd);
+    fd = -1;
+  }
 };
 thread_local ThreadCompanion t_comp;
 

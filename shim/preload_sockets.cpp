@@ -4,9 +4,12 @@
 #include <netinet/in.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <linux/close_range.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -381,6 +384,44 @@ int close(int fd) {
   }
   if (fd >= 0 && fd < kMaxFd) g_has_nested[fd].store(0, std::memory_order_relaxed);
   return real::close(fd);
+}
+
+static int close_range_impl(unsigned first, unsigned last, int flags);
+int close_range(unsigned first, unsigned last, int flags) { return close_range_impl(first, last, flags); }
+
+void closefrom(int lowfd) {
+  if (lowfd < 0) lowfd = 0;
+  close_range_impl(static_cast<unsigned>(lowfd), ~0U, 0);
+}
+
+// close_range(2) and closefrom(3) (glibc's closefrom calls close_range
+// itself, out of reach of the interposed close): the numbers the shim
+// tracks in the range are closed as close() would (an xstack socket, an
+// inherited one's reference in the parent), and the shim's channel to the
+// process with the stack is spared. sshd re-executes itself for every
+// connection and its new image calls closefrom(REEXEC_MIN_FREE_FD): without
+// this, the socket it inherited lost its channel, so every getsockopt and
+// setsockopt on it failed with EBADF.
+static int close_range_impl(unsigned first, unsigned last, int flags) {
+  constexpr int kKnown = CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC;
+  if (first > last || (flags & ~kKnown) != 0) return static_cast<int>(syscall(SYS_close_range, first, last, flags));
+  if ((flags & CLOSE_RANGE_CLOEXEC) == 0) {
+    const unsigned top = std::min<unsigned>(last, kMaxFd - 1);
+    const int chan = forkshare::channel_fd();
+    for (unsigned u = first; u <= top && u < static_cast<unsigned>(kMaxFd); ++u) {
+      const int fd = static_cast<int>(u);
+      if (fd == chan) continue;
+      if (kind(fd) != FdKind::Kernel || companion_of(fd) >= 0) close(fd);
+    }
+  }
+  const int chan = forkshare::channel_fd();
+  if (chan < 0 || static_cast<unsigned>(chan) < first || static_cast<unsigned>(chan) > last)
+    return static_cast<int>(syscall(SYS_close_range, first, last, flags));
+  const unsigned c = static_cast<unsigned>(chan);
+  int rc = 0;
+  if (c > first) rc = static_cast<int>(syscall(SYS_close_range, first, c - 1, flags));
+  if (rc == 0 && c < last) rc = static_cast<int>(syscall(SYS_close_range, c + 1, last, flags & ~CLOSE_RANGE_UNSHARE));
+  return rc;
 }
 
 // The new number `r` of a proxy (an inherited socket served by the parent)

@@ -37,6 +37,7 @@ struct Conn {
   std::unique_ptr<char[]> a2u{new char[kBuf]}, u2a{new char[kBuf]};
   size_t a2u_len = 0, a2u_off = 0, u2a_len = 0, u2a_off = 0;
   bool xs_eof = false, u_eof = false, u_shut = false, child_gone = false;
+  bool shut_wr = false, xs_shut = false;  // the child's shutdown(SHUT_WR): asked, done
   bool xs_in_set = false, u_in_set = false;
   uint32_t xs_events = 0, u_events = 0;
 };
@@ -145,6 +146,10 @@ bool step(Conn& c, uint32_t xs_rev, uint32_t u_rev) {
     }
   }
   if (c.u_eof && (u_rev & EPOLLHUP) && c.u2a_len == 0) c.child_gone = true;
+  if (c.shut_wr && !c.xs_shut && c.u_eof && c.u2a_len == 0) {
+    ::shutdown(c.xsfd, SHUT_WR);  // after everything the child wrote before it
+    c.xs_shut = true;
+  }
   if (c.xs_eof && c.a2u_len == 0 && !c.u_shut) {
     ::shutdown(c.ufd, SHUT_WR);
     c.u_shut = true;
@@ -155,6 +160,7 @@ bool step(Conn& c, uint32_t xs_rev, uint32_t u_rev) {
 void finish(Loop& l, Conn& c) {
   if (c.xs_in_set) ::epoll_ctl(l.ep, EPOLL_CTL_DEL, c.xsfd, nullptr);
   if (c.u_in_set) ::epoll_ctl(l.ep, EPOLL_CTL_DEL, c.ufd, nullptr);
+  if (c.shut_wr && !c.xs_shut) ::shutdown(c.xsfd, SHUT_WR);  // the child's SHUT_RDWR
   if (c.done != nullptr) c.done(c.id);
   ::close(c.ufd);
   ::close(c.xsfd);  // drops this reference to the xstack socket
@@ -212,6 +218,20 @@ bool add(int xsfd, int ufd, uint32_t id, DoneFn done) {
   ::fcntl(ufd, F_SETFL, O_NONBLOCK);
   rewatch(l->ep, *c);
   l->conns.emplace(id, std::move(c));
+  return true;
+}
+
+bool shutdown_after_child(uint32_t id) {
+  Loop* l = g_loop;
+  std::lock_guard<std::mutex> lk(l->mu);
+  auto it = l->conns.find(id);
+  if (it == l->conns.end()) return false;
+  Conn& c = *it->second;
+  c.shut_wr = true;
+  if (!c.xs_shut && c.u_eof && c.u2a_len == 0) {
+    ::shutdown(c.xsfd, SHUT_WR);
+    c.xs_shut = true;
+  }
   return true;
 }
 

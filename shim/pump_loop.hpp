@@ -20,6 +20,11 @@ using DoneFn = void (*)(uint32_t id);
 // loop cannot take them.
 bool add(int xsfd, int ufd, uint32_t id, DoneFn done);
 
+// The child asked for shutdown(SHUT_WR) on connection `id` (and shuts its
+// end of the stream next): the loop sends the FIN once it has moved every
+// byte the child wrote before its end of stream. False: not in the loop.
+bool shutdown_after_child(uint32_t id);
+
 // In a fork child: the loop thread did not come along; start afresh if the
 // child ever needs one.
 void forget_after_fork();

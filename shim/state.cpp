@@ -56,7 +56,11 @@ void on_fork_child() {
         g_kind[fd].store(static_cast<uint8_t>(FdKind::Orphan), std::memory_order_relaxed);
       }
     }
-    for (auto& c : g_companion) c.store(0, std::memory_order_relaxed);
+    // Written only where set: storing zeros everywhere would fault in all
+    // 4 MiB of the table in every fork child.
+    for (auto& c : g_companion) {
+      if (c.load(std::memory_order_relaxed) != 0) c.store(0, std::memory_order_relaxed);
+    }
   }
   // New sockets in the child go to the kernel: the parent holds the interface.
   g_unavailable = true;
