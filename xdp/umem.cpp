@@ -28,6 +28,13 @@ Expected<std::unique_ptr<Umem>, std::string> Umem::create(const UmemConfig& cfg)
   const size_t size = size_t(cfg.frame_count) * cfg.frame_size;
   void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (mem == MAP_FAILED) return unexpected("umem: mmap " + std::to_string(size) + " bytes: " + strerror(errno));
+  // Not into fork children: the kernel pins the area (xsk_umem__create), and
+  // fork copies pinned private pages at once rather than sharing them copy-
+  // on-write, 8 MiB per queue by default, which made every fork of an
+  // accelerated program (a fork-per-connection server) 3-4x slower. Only
+  // the process that has the stack touches frames; a child reaches its
+  // sockets through it (docs/shim.md, "Processes").
+  (void)madvise(mem, size, MADV_DONTFORK);
 
   std::unique_ptr<Umem> u(new Umem(cfg, static_cast<uint8_t*>(mem), size));
   xsk_umem_config ucfg{};
