@@ -219,12 +219,7 @@ int Runtime::epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) {
   // Wake mode: a level-triggered event stays ready, and events beyond `max`
   // wait, so other threads sleeping on the same instance must see them too
   // (Linux puts them back on the ready list and wakes another waiter).
-  if ((lt || !ep->ready.empty()) && ep->wake && !ep->wake_pending) {
-    ep->wake_pending = true;
-    uint64_t one = 1;
-    ssize_t w = ::write(ep->fd, &one, sizeof one);
-    (void)w;
-  }
+  if (lt || !ep->ready.empty()) write_wake_locked(*ep);
   return n;
 }
 

@@ -310,12 +310,16 @@ void Runtime::signal_locked(Obj& o, int depth) {
     // outer one (its gen drives EPOLLET there); nesting is at most
     // kMaxEpollNests deep (epoll_ctl refuses deeper, as Linux's ELOOP).
     if (depth < kMaxEpollNests && !ep->watchers.empty()) signal_locked(*ep, depth + 1);
-    if (!ep->wake || ep->wake_pending || ep->collecting) continue;
-    ep->wake_pending = true;
-    uint64_t one = 1;
-    ssize_t r = ::write(ep->fd, &one, sizeof one);
-    (void)r;
+    if (!ep->collecting) write_wake_locked(*ep);
   }
+}
+
+void Runtime::write_wake_locked(Obj& ep) {
+  if (!ep.wake || ep.wake_pending) return;
+  ep.wake_pending = true;
+  uint64_t one = 1;
+  ssize_t r = ::write(ep.fd, &one, sizeof one);
+  (void)r;
 }
 
 void Runtime::wake_if_ready_locked(Obj& ep) {
@@ -324,11 +328,7 @@ void Runtime::wake_if_ready_locked(Obj& ep) {
   if (!wake && ep.watchers.empty()) return;
   if (epoll_collect_locked(ep, nullptr, 1, false) == 0) return;
   if (!ep.watchers.empty()) signal_locked(ep, 1);
-  if (!wake || ep.wake_pending) return;
-  ep.wake_pending = true;
-  uint64_t one = 1;
-  ssize_t r = ::write(ep.fd, &one, sizeof one);
-  (void)r;
+  write_wake_locked(ep);
 }
 
 int Runtime::epoll_set_wake(int epfd) {

@@ -222,6 +222,9 @@ class Runtime {
   // kernel-side sleep) and the epolls that nest it, as Linux's ep_insert
   // and ep_modify wake the waiters of a set that gains a ready entry.
   void wake_if_ready_locked(Obj& ep);
+  // Wake mode: makes the instance's descriptor readable, once until the
+  // next wait_begin drains it.
+  void write_wake_locked(Obj& ep);
 
   std::unique_ptr<Engine> owned_;
   Engine& e_;
