@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/support/eintr_checks.hpp"
 #include "tests/support/native_pair.hpp"
 #include "tests/support/signal_scope.hpp"
 
@@ -28,6 +29,7 @@ struct ProbeSays {
 
 using testing_signals::HandlerScope;
 using testing_signals::signal_later;
+using testing_signals::expect_timeout_and_epoll_wait_interrupted;
 
 // One byte each way, `rounds` times, both sides in blocking calls.
 void ping_pong(NativePair& p, int c, int s, int rounds) {
@@ -124,22 +126,8 @@ TEST(EngineDeviceSlot, ATimeoutOrAnEpollWaitEndsWithEintrEvenWithSaRestart) {
   HandlerScope h(SIGUSR1, true);
   NativePair p;
   auto [c, s] = p.connected(7505);
-  timeval tv{5, 0};
-  ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
   const uint64_t sleeps0 = p.ea->slot_sleeps();
-  std::thread t = signal_later(pthread_self(), 50);
-  char buf[4];
-  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
-  EXPECT_EQ(errno, EINTR);
-  t.join();
-  int ep = p.a->epoll_create1(0);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
-  std::thread t2 = signal_later(pthread_self(), 50);
-  EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 5000), -1);
-  EXPECT_EQ(errno, EINTR);
-  t2.join();
+  expect_timeout_and_epoll_wait_interrupted(*p.a, c);
   EXPECT_GE(p.ea->slot_sleeps() - sleeps0, 2u);
   (void)s;
 }

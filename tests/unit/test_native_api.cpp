@@ -27,6 +27,7 @@
 #include "socketapi/memory_device.hpp"
 #include "socketapi/native_runtime.hpp"
 #include "socketapi/xstack.hpp"
+#include "tests/support/eintr_checks.hpp"
 #include "tests/support/native_pair.hpp"
 #include "tests/support/signal_scope.hpp"
 
@@ -1428,21 +1429,7 @@ TEST(NativeSignals, RecvWithTimeoutAndEpollWaitReturnEintrEvenWithSaRestart) {
   NativePair p;
   auto [c, s] = p.connected(7403);
   HandlerScope h(SIGUSR1, true);
-  timeval tv{5, 0};
-  ASSERT_EQ(p.a->setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-  std::thread t = signal_later(pthread_self(), 50);
-  char buf[8];
-  EXPECT_EQ(p.a->recv(c, buf, sizeof buf, 0), -1);
-  EXPECT_EQ(errno, EINTR);
-  t.join();
-  int ep = p.a->epoll_create1(0);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ASSERT_EQ(p.a->epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
-  std::thread t2 = signal_later(pthread_self(), 50);
-  EXPECT_EQ(p.a->epoll_wait(ep, &ev, 1, 5000), -1);
-  EXPECT_EQ(errno, EINTR);
-  t2.join();
+  xs::testing_signals::expect_timeout_and_epoll_wait_interrupted(*p.a, c);
   (void)s;
 }
 
